@@ -1,0 +1,7 @@
+#pragma once
+// bipq: pruning neural networks as an optimization problem (BiP, PQ Index, SAP). The umbrella header of the core:
+// concepts, measures, mask operators, solvers, drivers and callbacks. Adapters (Eigen CNN, xtensor models) and I/O
+// with extra dependencies are included separately, from bipq/adapters/ and bipq/io/.
+
+#include "bipq/concepts.hpp"
+#include "bipq/tensor.hpp"
