@@ -1,0 +1,140 @@
+#pragma once
+// The callback protocol shared by every solver and driver in bipq.
+//
+// Callbacks are extra arguments to `optimize(...)`, `train(...)` and the pruning drivers. Each callback implements
+// any subset of the hooks below; a hook is detected with `requires`, costs nothing when absent, and may return
+// `bool` (true asks the run to stop; reported as termination::callback_stop) or `void`. A callback that has none of
+// the hooks is a compile error, so a mistyped hook signature is never silently ignored.
+//
+//   void begin(const run_info&)              once, before the first step
+//   bool step_taken(const step_info&)        after every optimisation step (lower-level step for BiP)
+//   bool end_epoch(const epoch_info<T>&)     after every epoch (BiP: every upper iteration; drivers: every round)
+//   void end(const run_info&)                once, after the last step, also when a callback stopped the run
+
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <span>
+#include <string_view>
+#include <type_traits>
+
+namespace bipq {
+
+/// What a run is, for callbacks that print or log.
+struct run_info {
+  std::string_view method;          ///< "train", "bip", "imp", ...
+  std::size_t total_epochs = 0;     ///< planned number of epochs (or upper iterations / rounds)
+  std::size_t steps_per_epoch = 0;  ///< steps per epoch (0 if not known)
+};
+
+/// One optimisation step.
+struct step_info {
+  std::size_t epoch = 0;  ///< 0-based epoch of the step
+  std::size_t step = 0;   ///< 0-based step counted from the start of the run
+  double loss = 0.0;      ///< mini-batch loss at this step
+};
+
+/// The end of an epoch. Fields a run does not compute are NaN (doubles) or empty (spans).
+template <class T>
+struct epoch_info {
+  static constexpr double nan = std::numeric_limits<double>::quiet_NaN();
+  std::size_t epoch = 0;        ///< 0-based
+  double train_loss = nan;      ///< mean mini-batch loss over the epoch (BiP: the lower-level loss)
+  double upper_loss = nan;      ///< BiP: the upper-level loss ℓ(m ⊙ θ) at the upper step
+  double density = nan;         ///< fraction of prunable weights kept
+  std::size_t mask_change = 0;  ///< Hamming distance between this epoch's mask and the previous one
+  double test_loss = nan;
+  double test_accuracy = nan;
+  double seconds = nan;                         ///< wall time since the run began
+  std::span<const std::span<const T>> weights;  ///< prunable weights (effective values m ⊙ θ), one span per tensor
+  std::span<const std::span<const T>> masks;    ///< their masks (same shapes), empty when unmasked
+};
+
+namespace detail {
+
+template <class C>
+concept has_begin_hook = requires(C& c, const run_info& r) { c.begin(r); };
+template <class C>
+concept has_end_hook = requires(C& c, const run_info& r) { c.end(r); };
+template <class C>
+concept has_step_hook = requires(C& c, const step_info& s) { c.step_taken(s); };
+template <class C, class T>
+concept has_epoch_hook = requires(C& c, const epoch_info<T>& e) { c.end_epoch(e); };
+
+template <class R>
+constexpr bool valid_hook_result = std::is_void_v<R> || std::is_same_v<R, bool>;
+
+/// Calls `hook` and converts its result to "stop requested".
+template <class F>
+bool call_hook(F&& hook) {
+  using result = decltype(hook());
+  static_assert(valid_hook_result<result>, "bipq: a callback hook must return void or bool (true = stop)");
+  if constexpr (std::is_void_v<result>) {
+    hook();
+    return false;
+  } else {
+    return hook();
+  }
+}
+
+}  // namespace detail
+
+/// A type with at least one of the hooks, for element type T.
+template <class C, class T>
+concept callback_for = detail::has_begin_hook<C> || detail::has_end_hook<C> || detail::has_step_hook<C> ||
+                       detail::has_epoch_hook<C, T>;
+
+/// Compile-time check used by every run that takes callbacks: readable error for a type with no hook.
+template <class T, class... Callbacks>
+constexpr void check_callbacks() {
+  static_assert((callback_for<std::remove_cvref_t<Callbacks>, T> && ...),
+                "bipq: a callback must have at least one hook: begin(const run_info&), end(const run_info&), "
+                "step_taken(const step_info&) or end_epoch(const epoch_info<T>&) (check the hook's signature)");
+}
+
+/// Calls begin(r) on every callback that has it.
+template <class... Callbacks>
+void notify_begin(const run_info& r, Callbacks&... cbs) {
+  (
+      [&] {
+        if constexpr (detail::has_begin_hook<Callbacks>) detail::call_hook([&] { return cbs.begin(r); });
+      }(),
+      ...);
+}
+
+/// Calls end(r) on every callback that has it.
+template <class... Callbacks>
+void notify_end(const run_info& r, Callbacks&... cbs) {
+  (
+      [&] {
+        if constexpr (detail::has_end_hook<Callbacks>) detail::call_hook([&] { return cbs.end(r); });
+      }(),
+      ...);
+}
+
+/// Calls step_taken(s) on every callback that has it (all of them, even after one asked to stop); true if any
+/// asked to stop.
+template <class... Callbacks>
+bool notify_step(const step_info& s, Callbacks&... cbs) {
+  bool stop = false;
+  (
+      [&] {
+        if constexpr (detail::has_step_hook<Callbacks>) stop |= detail::call_hook([&] { return cbs.step_taken(s); });
+      }(),
+      ...);
+  return stop;
+}
+
+/// Calls end_epoch(e) on every callback that has it; true if any asked to stop.
+template <class T, class... Callbacks>
+bool notify_epoch(const epoch_info<T>& e, Callbacks&... cbs) {
+  bool stop = false;
+  (
+      [&] {
+        if constexpr (detail::has_epoch_hook<Callbacks, T>) stop |= detail::call_hook([&] { return cbs.end_epoch(e); });
+      }(),
+      ...);
+  return stop;
+}
+
+}  // namespace bipq
