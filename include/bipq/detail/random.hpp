@@ -39,9 +39,12 @@ class rng {
   }
   /// Uniform in [0, 1) with 53 random bits.
   double uniform() noexcept { return static_cast<double>((*this)() >> 11) * 0x1.0p-53; }
-  /// Uniform integer in [0, n), n > 0 (Lemire's multiply-shift; the bias is below 2^-64·n, negligible here).
+  /// Uniform integer in [0, n), n > 0, without bias (rejection of the top partial range).
   std::uint64_t below(std::uint64_t n) noexcept {
-    return static_cast<std::uint64_t>((static_cast<unsigned __int128>((*this)()) * n) >> 64);
+    const std::uint64_t limit = max() - max() % n;  // accept values in [0, limit): limit is a multiple of n
+    std::uint64_t x = (*this)();
+    while (x >= limit) x = (*this)();
+    return x % n;
   }
   /// Standard normal by Box–Muller (one value per call; the pair's second value is discarded for simplicity).
   double normal() noexcept {
