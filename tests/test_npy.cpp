@@ -1,0 +1,97 @@
+// .npy round trips, numpy interoperability, validation of shape and dtype, atomic writes.
+#include <doctest/doctest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <vector>
+
+#include "bipq/io/npy.hpp"
+
+namespace fs = std::filesystem;
+
+namespace {
+fs::path scratch_dir() {
+  fs::path d = fs::temp_directory_path() / ("bipq_test_npy_" + std::to_string(::getpid()));
+  fs::create_directories(d);
+  return d;
+}
+bool have_numpy() { return std::system("python3 -c 'import numpy' >/dev/null 2>&1") == 0; }
+}  // namespace
+
+TEST_CASE("write_npy then read_npy gives back shape and values bit for bit") {
+  const fs::path dir = scratch_dir();
+  std::vector<float> w{0.0f, -1.5f, 3.25f, 1e-30f, 7.0f, -0.0f};
+  const std::vector<std::size_t> shape{2, 3};
+  bipq::io::write_npy<float>(dir / "w.npy", w, shape);
+  auto back = bipq::io::read_npy<float>(dir / "w.npy", shape);
+  CHECK(back.shape == shape);
+  CHECK(back.data == w);
+  // header is padded so that the data starts at a multiple of 64 bytes
+  CHECK((fs::file_size(dir / "w.npy") - w.size() * sizeof(float)) % 64 == 0);
+
+  std::vector<double> v{1.0, 2.0, 3.0};
+  const std::vector<std::size_t> shape1{3};
+  bipq::io::write_npy<double>(dir / "v.npy", v, shape1);
+  CHECK(bipq::io::read_npy<double>(dir / "v.npy").data == v);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("numpy.load reads what write_npy writes") {
+  if (!have_numpy()) {
+    MESSAGE("python3 with numpy not found: interop check skipped");
+    return;
+  }
+  const fs::path dir = scratch_dir();
+  std::vector<float> w(2 * 3 * 4);
+  for (std::size_t i = 0; i < w.size(); ++i) w[i] = static_cast<float>(i) * 0.5f - 3.0f;
+  const std::vector<std::size_t> shape{2, 3, 4};
+  bipq::io::write_npy<float>(dir / "t.npy", w, shape);
+  const std::string cmd = "python3 -c \"import numpy as np; a = np.load('" + (dir / "t.npy").string() +
+                          "'); import sys; sys.exit(0 if a.dtype == np.float32 and a.shape == (2, 3, 4) and "
+                          "a[1, 2, 3] == 23 * 0.5 - 3 and a.sum() == " + std::to_string(276 * 0.5 - 72) + " else 1)\"";
+  CHECK(std::system(cmd.c_str()) == 0);
+  // and the other way round
+  const std::string make = "python3 -c \"import numpy as np; np.save('" + (dir / "np.npy").string() +
+                           "', np.arange(6, dtype=np.float64).reshape(3, 2))\"";
+  REQUIRE(std::system(make.c_str()) == 0);
+  auto a = bipq::io::read_npy<double>(dir / "np.npy");
+  CHECK(a.shape == std::vector<std::size_t>{3, 2});
+  CHECK(a.data == std::vector<double>{0, 1, 2, 3, 4, 5});
+  fs::remove_all(dir);
+}
+
+TEST_CASE("read_npy rejects wrong dtype, wrong shape, bad magic, truncation and a missing file, naming the file") {
+  const fs::path dir = scratch_dir();
+  std::vector<float> w{1, 2, 3, 4};
+  const std::vector<std::size_t> shape{4};
+  bipq::io::write_npy<float>(dir / "w.npy", w, shape);
+  CHECK_THROWS_WITH_AS(bipq::io::read_npy<double>(dir / "w.npy"), doctest::Contains("w.npy"), std::runtime_error);
+  const std::vector<std::size_t> other{2, 2};
+  CHECK_THROWS_WITH_AS(bipq::io::read_npy<float>(dir / "w.npy", other), doctest::Contains("shape"), std::runtime_error);
+  CHECK_THROWS_WITH_AS(bipq::io::read_npy<float>(dir / "missing.npy"), doctest::Contains("missing.npy"),
+                       std::runtime_error);
+  {
+    std::ofstream bad(dir / "bad.npy", std::ios::binary);
+    bad << "NOTNUMPY-and-some-more-bytes";
+  }
+  CHECK_THROWS_WITH_AS(bipq::io::read_npy<float>(dir / "bad.npy"), doctest::Contains("magic"), std::runtime_error);
+  fs::resize_file(dir / "w.npy", fs::file_size(dir / "w.npy") - 3);
+  CHECK_THROWS_WITH_AS(bipq::io::read_npy<float>(dir / "w.npy"), doctest::Contains("truncated"), std::runtime_error);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("write_npy with a shape that disagrees with the data throws and leaves the old file intact") {
+  const fs::path dir = scratch_dir();
+  std::vector<float> w{1, 2, 3};
+  const std::vector<std::size_t> shape{3};
+  bipq::io::write_npy<float>(dir / "w.npy", w, shape);
+  const std::vector<std::size_t> wrong{2, 2};
+  CHECK_THROWS_WITH_AS(bipq::io::write_npy<float>(dir / "w.npy", w, wrong), doctest::Contains("write_npy()"),
+                       std::invalid_argument);
+  CHECK(bipq::io::read_npy<float>(dir / "w.npy").data == w);
+  std::size_t leftovers = 0;
+  for (const auto& e : fs::directory_iterator(dir)) leftovers += e.path().filename() != "w.npy";
+  CHECK(leftovers == 0);
+  fs::remove_all(dir);
+}
