@@ -16,7 +16,9 @@ fs::path scratch_dir() {
   fs::create_directories(d);
   return d;
 }
-bool have_numpy() { return std::system("python3 -c 'import numpy' >/dev/null 2>&1") == 0; }
+// Debian's interpreter first: python3-numpy installs numpy for it, not for another python3 earlier on PATH.
+std::string python() { return fs::exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3"; }
+bool have_numpy() { return std::system((python() + " -c 'import numpy' >/dev/null 2>&1").c_str()) == 0; }
 }  // namespace
 
 TEST_CASE("write_npy then read_npy gives back shape and values bit for bit") {
@@ -47,12 +49,12 @@ TEST_CASE("numpy.load reads what write_npy writes") {
   for (std::size_t i = 0; i < w.size(); ++i) w[i] = static_cast<float>(i) * 0.5f - 3.0f;
   const std::vector<std::size_t> shape{2, 3, 4};
   bipq::io::write_npy<float>(dir / "t.npy", w, shape);
-  const std::string cmd = "python3 -c \"import numpy as np; a = np.load('" + (dir / "t.npy").string() +
+  const std::string cmd = python() + " -c \"import numpy as np; a = np.load('" + (dir / "t.npy").string() +
                           "'); import sys; sys.exit(0 if a.dtype == np.float32 and a.shape == (2, 3, 4) and "
                           "a[1, 2, 3] == 23 * 0.5 - 3 and a.sum() == " + std::to_string(276 * 0.5 - 72) + " else 1)\"";
   CHECK(std::system(cmd.c_str()) == 0);
   // and the other way round
-  const std::string make = "python3 -c \"import numpy as np; np.save('" + (dir / "np.npy").string() +
+  const std::string make = python() + " -c \"import numpy as np; np.save('" + (dir / "np.npy").string() +
                            "', np.arange(6, dtype=np.float64).reshape(3, 2))\"";
   REQUIRE(std::system(make.c_str()) == 0);
   auto a = bipq::io::read_npy<double>(dir / "np.npy");
