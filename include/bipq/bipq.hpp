@@ -5,3 +5,4 @@
 
 #include "bipq/concepts.hpp"
 #include "bipq/tensor.hpp"
+#include "bipq/sparsity/pq_index.hpp"

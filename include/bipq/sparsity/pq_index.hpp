@@ -1,0 +1,535 @@
+#pragma once
+// PQ Index (PQI), the sparsity measure of Diao, Wang, Zhang, Yang, Ding & Tarokh, "Pruning Deep Neural Networks from
+// a Sparsity Perspective", ICLR 2023 (arXiv:2302.05601), Definition 1:
+//
+//   I_{p,q}(w) = 1 − d^{1/q − 1/p} · ‖w‖_p / ‖w‖_q,      0 < p < q,   ‖w‖_p = (Σ_i |w_i|^p)^{1/p},   d = dim(w).
+//
+// Larger is sparser. Theorem 1 of the paper: 0 ≤ I ≤ 1 − d^{1/q−1/p}, with 0 exactly for constant |w| and the upper
+// bound exactly for one-hot w; I satisfies the six sparsity criteria of Hurley & Rickard (2009). By convention the
+// all-zero vector (and the empty one) has I = 0.
+//
+// Scopes: one tensor; the entries of a tensor where a mask is nonzero (d = number of survivors, as the paper does
+// during iterative pruning); several tensors concatenated (global); one value per tensor; one value per output
+// neuron / filter (row of the tensor seen row-major as [rows, size/rows]).
+//
+// Numerics. Only the ratio ‖w‖_p/‖w‖_q matters, so w may be scaled by any s > 0: the sums are accumulated as
+// S_e = Σ (s|w_i|)^e with s = 1/max|w|, so that every term lies in [0, 1] and q = 8 on weights of 1e30 or 1e-30
+// neither overflows nor underflows. The scale is skipped (s = 1) when it provably changes nothing: in one pass the
+// sums are accumulated unscaled in double together with max|w|, and if max|w|^q is in double's normal range with a
+// wide margin and the sums are finite the result is exact to rounding; otherwise (double weights beyond ~1e±150 for
+// q = 2, float weights beyond ~1e±38 for q = 8, ...) a second, scaled pass runs. On the fast paths with float
+// weights the unscaled pass always suffices. The value is then formed in log space,
+//   I = −expm1( (1/q − 1/p) ln d + ln(S_p)/p − ln(S_q)/q ),
+// which keeps full relative accuracy near I = 0.
+// Fast paths: (p, q) = (0.5, 1) uses a square root instead of pow (for float weights, the correctly rounded float
+// square root, whose relative error 2^-24 is that of the weights themselves), and (1, 2) a product; both run as
+// one vectorised pass (std::experimental::simd when the standard library has it). Other pairs compute max|w| in a
+// vectorised first pass, then the powers (integer exponents by repeated products, others by std::pow).
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <iterator>
+#include <limits>
+#include <ranges>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#if __has_include(<experimental/simd>)
+#include <experimental/simd>
+#define BIPQ_HAS_EXPERIMENTAL_SIMD 1
+#endif
+
+#include "bipq/concepts.hpp"
+#include "bipq/tensor.hpp"
+
+namespace bipq {
+
+/// A range (std::vector, std::array, std::span, ...) whose elements are flat tensors: the argument of the functions
+/// that work across tensors (global, per tensor).
+template <class R>
+concept flat_tensor_range = std::ranges::input_range<R> && flat_tensor<std::remove_cvref_t<std::ranges::range_reference_t<R>>>;
+
+/// I_{p,q}(w) over all entries of `w` (d = w.size()); 0 for an all-zero or empty `w`.
+/// Throws std::invalid_argument if p ≤ 0, q ≤ p, p or q is not finite ("pq_index(): q must be > p"), or `w` holds
+/// NaN or Inf ("pq_index(): w contains NaN or Inf (index i)").
+template <flat_tensor W>
+double pq_index(const W& w, double p = 0.5, double q = 1.0);
+
+/// I_{p,q} over the entries of `w` where `mask != 0` (d = number of survivors); entries where mask == 0 are ignored
+/// entirely (they may hold anything). 0 if there is no survivor or all survivors are zero. `mask` is a flat tensor of
+/// the same size (any floating type). Throws std::invalid_argument also on a size mismatch or a non-finite mask.
+template <flat_tensor W, flat_tensor M>
+double pq_index(const W& w, const M& mask, double p = 0.5, double q = 1.0);
+
+/// I_{p,q} of all tensors of `ws` concatenated (the "global" scope), e.g. `std::vector<Eigen::MatrixXf>` or
+/// `std::vector<std::span<const float>>`.
+template <flat_tensor_range Range>
+double pq_index_global(const Range& ws, double p = 0.5, double q = 1.0);
+
+/// Global I_{p,q} over the surviving entries: `masks` is a parallel range (same number of tensors, same sizes).
+template <flat_tensor_range Range, flat_tensor_range MaskRange>
+double pq_index_global(const Range& ws, const MaskRange& masks, double p = 0.5, double q = 1.0);
+
+/// One I_{p,q} per tensor of `ws` (the "layer" scope).
+template <flat_tensor_range Range>
+std::vector<double> pq_index_per_tensor(const Range& ws, double p = 0.5, double q = 1.0);
+
+/// One I_{p,q} per tensor, over its surviving entries.
+template <flat_tensor_range Range, flat_tensor_range MaskRange>
+std::vector<double> pq_index_per_tensor(const Range& ws, const MaskRange& masks, double p = 0.5, double q = 1.0);
+
+/// One I_{p,q} per output neuron / filter: `w` is seen row-major as [rows, w.size()/rows] (a linear weight
+/// [out, in] or a conv weight [K, C, R, S] with rows = K). Throws if rows == 0 or rows does not divide w.size().
+template <flat_tensor W>
+std::vector<double> pq_index_per_neuron(const W& w, std::size_t rows, double p = 0.5, double q = 1.0);
+
+/// Per output neuron over the surviving entries of each row (d = survivors of that row); a row without survivors
+/// gets 0.
+template <flat_tensor W, flat_tensor M>
+std::vector<double> pq_index_per_neuron(const W& w, const M& mask, std::size_t rows, double p = 0.5,
+                                        double q = 1.0);
+
+/// The upper bound of Theorem 1 for dimension d: 1 − d^{1/q − 1/p}, reached by one-hot vectors (0 for d ≤ 1).
+double pq_index_upper_bound(std::size_t d, double p = 0.5, double q = 1.0);
+
+// ---------------------------------------------------------------------------------------------------------------
+namespace detail {
+
+/// Throws std::invalid_argument("<func>(): p must be > 0" / "q must be > p") unless 0 < p < q < ∞.
+inline void validate_pq(double p, double q, const char* func) {
+  if (!(p > 0.0) || !std::isfinite(p)) throw std::invalid_argument(std::string(func) + "(): p must be finite and > 0");
+  if (!(q > p) || !std::isfinite(q)) throw std::invalid_argument(std::string(func) + "(): q must be finite and > p");
+}
+
+/// Σ e-th powers accumulated by one pass; `max_abs` over the entries counted.
+template <class A>
+struct power_sums {
+  A max_abs = 0;
+  A sum_p = 0;
+  A sum_q = 0;
+  std::size_t count = 0;
+  bool all_finite = true;  ///< set by the scalar pass (the vectorised pass detects non-finite data from its sums)
+  void merge(const power_sums& o) {
+    max_abs = std::max(max_abs, o.max_abs);
+    all_finite = all_finite && o.all_finite;
+    sum_p += o.sum_p;
+    sum_q += o.sum_q;
+    count += o.count;
+  }
+};
+
+/// Accumulation type: double, or long double for long double data.
+template <class T>
+using accumulator_t = std::conditional_t<std::is_same_v<T, long double>, long double, double>;
+
+enum class pq_path { half_one, one_two, general };
+
+inline pq_path choose_path(double p, double q) noexcept {
+  if (p == 0.5 && q == 1.0) return pq_path::half_one;
+  if (p == 1.0 && q == 2.0) return pq_path::one_two;
+  return pq_path::general;
+}
+
+/// y^e for y ≥ 0: exact shortcuts for e = 1, 2, 0.5 and small integers (binary powering), std::pow otherwise.
+template <class A>
+inline A power_term(A y, double e) noexcept {
+  if (e == 1.0) return y;
+  if (e == 2.0) return y * y;
+  if (e == 0.5) return std::sqrt(y);
+  if (e == std::floor(e) && e <= 64.0) {
+    auto k = static_cast<unsigned>(e);
+    A result = 1, base = y;
+    while (k != 0) {
+      if (k & 1u) result *= base;
+      base *= base;
+      k >>= 1u;
+    }
+    return result;
+  }
+  return std::pow(y, static_cast<A>(e));
+}
+
+/// Whether the mask entry marks a survivor.
+template <class MT>
+inline bool survives(MT m) noexcept {
+  return m != MT(0);
+}
+
+/// Throws "<func>(): <arg> contains NaN or Inf (index i)" for the first non-finite entry counted (all entries, or
+/// the survivors of the mask), and "<func>(): mask contains NaN or Inf" for a non-finite mask entry.
+template <class T, class MT>
+void require_finite_counted(std::span<const T> x, const MT* mask, const char* func, const char* arg) {
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    if constexpr (!std::is_void_v<MT>) {
+      if (!std::isfinite(mask[i]))
+        throw std::invalid_argument(std::string(func) + "(): mask contains NaN or Inf (index " + std::to_string(i) +
+                                    ")");
+      if (!survives(mask[i])) continue;
+    }
+    if (!std::isfinite(x[i]))
+      throw std::invalid_argument(std::string(func) + "(): " + arg + " contains NaN or Inf (index " +
+                                  std::to_string(i) + ")");
+  }
+}
+
+/// Scalar pass: max|w| over the counted entries and, if `scale` > 0, S_p and S_q of (|w| · scale) (`scale` = 0:
+/// max only). Also the reference the vectorised pass is tested against.
+template <class T, class MT>
+power_sums<accumulator_t<T>> scalar_sums(std::span<const T> x, const MT* mask, accumulator_t<T> scale,
+                                         accumulator_t<T> divisor, double p, double q) {
+  using A = accumulator_t<T>;
+  power_sums<A> s;
+  const bool powers = scale > 0 || divisor > 0;
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    if constexpr (!std::is_void_v<MT>) {
+      if (!survives(mask[i])) continue;
+    }
+    ++s.count;
+    const A a = std::abs(static_cast<A>(x[i]));
+    if (!std::isfinite(a)) s.all_finite = false;
+    if (a > s.max_abs) s.max_abs = a;
+    if (powers) {
+      const A y = divisor > 0 ? a / divisor : a * scale;
+      s.sum_p += power_term(y, p);
+      s.sum_q += power_term(y, q);
+    }
+  }
+  return s;
+}
+
+#ifdef BIPQ_HAS_EXPERIMENTAL_SIMD
+// GCC 12's AVX-512 intrinsics behind std::experimental::simd trigger false -Wmaybe-uninitialized reports.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+namespace stdx = std::experimental;
+
+/// One vectorised, unscaled pass for float/double data: max|w|, S_p, S_q over the counted entries, for the fast
+/// paths (0.5, 1) and (1, 2) (`Path`), or max|w| only (`Path == general`). Non-finite data shows as a NaN/Inf sum
+/// or max; a non-finite mask entry as a NaN `mask_check`.
+template <pq_path Path, class T, class MT>
+power_sums<double> simd_sums(std::span<const T> x, const MT* mask, double& mask_check) {
+  using vt = stdx::native_simd<T>;
+  using vd = stdx::rebind_simd_t<double, vt>;
+  constexpr std::size_t lanes = vt::size();
+  constexpr int unroll = 4;
+  const std::size_t n = x.size();
+  const T* data = x.data();
+  vt max_acc = 0;
+  vt check_acc = 0;
+  vd sp[unroll], sq[unroll];
+  for (int u = 0; u < unroll; ++u) sp[u] = sq[u] = vd(0);
+  std::size_t count = 0;
+  std::size_t i = 0;
+  for (; i + unroll * lanes <= n; i += unroll * lanes) {
+    for (int u = 0; u < unroll; ++u) {
+      vt a(data + i + u * lanes, stdx::element_aligned);
+      a = stdx::abs(a);
+      if constexpr (!std::is_void_v<MT>) {
+        using vm = stdx::rebind_simd_t<MT, vt>;
+        const vm mk(mask + i + u * lanes, stdx::element_aligned);
+        const vt m = stdx::static_simd_cast<vt>(mk);
+        check_acc += m - m;  // NaN iff some mask entry is NaN or Inf
+        const auto dead = m == T(0);
+        stdx::where(dead, a) = T(0);
+        count += lanes - static_cast<std::size_t>(stdx::popcount(dead));
+      }
+      max_acc = stdx::max(max_acc, a);
+      if constexpr (Path == pq_path::half_one) {
+        if constexpr (std::is_same_v<T, float>) {
+          sp[u] += stdx::static_simd_cast<vd>(stdx::sqrt(a));
+          sq[u] += stdx::static_simd_cast<vd>(a);
+        } else {
+          sp[u] += stdx::sqrt(a);
+          sq[u] += a;
+        }
+      } else if constexpr (Path == pq_path::one_two) {
+        const vd ad = stdx::static_simd_cast<vd>(a);
+        sp[u] += ad;
+        sq[u] += ad * ad;
+      } else {
+        sp[u] += stdx::static_simd_cast<vd>(a);  // Σ|w|: NaN or Inf in the data shows here
+      }
+    }
+  }
+  power_sums<double> s;
+  s.max_abs = static_cast<double>(stdx::hmax(max_acc));
+  for (int u = 0; u < unroll; ++u) {
+    s.sum_p += stdx::reduce(sp[u]);
+    s.sum_q += stdx::reduce(sq[u]);
+  }
+  mask_check = static_cast<double>(stdx::reduce(check_acc));
+  if constexpr (std::is_void_v<MT>) count = i;
+  for (; i < n; ++i) {
+    if constexpr (!std::is_void_v<MT>) {
+      mask_check += static_cast<double>(mask[i]) - static_cast<double>(mask[i]);
+      if (!survives(mask[i])) continue;
+    }
+    ++count;
+    const T a = std::abs(data[i]);
+    if (!(a <= static_cast<T>(s.max_abs))) s.max_abs = static_cast<double>(a);
+    if constexpr (Path == pq_path::half_one) {
+      s.sum_p += static_cast<double>(std::sqrt(a));
+      s.sum_q += static_cast<double>(a);
+    } else if constexpr (Path == pq_path::one_two) {
+      s.sum_p += static_cast<double>(a);
+      s.sum_q += static_cast<double>(a) * static_cast<double>(a);
+    } else {
+      s.sum_p += static_cast<double>(a);
+    }
+  }
+  s.count = count;
+  return s;
+}
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+#endif
+
+/// True if T's unscaled pass is vectorised.
+template <class T>
+inline constexpr bool has_simd_pass =
+#ifdef BIPQ_HAS_EXPERIMENTAL_SIMD
+    std::is_same_v<T, float> || std::is_same_v<T, double>;
+#else
+    false;
+#endif
+
+/// First pass over one tensor. For the fast paths: max|w|, S_p, S_q unscaled; for the general path: max|w| only.
+/// Throws on non-finite counted data or mask.
+template <class T, class MT>
+power_sums<accumulator_t<T>> first_pass(std::span<const T> x, const MT* mask, pq_path path, double p, double q,
+                                        const char* func) {
+  using A = accumulator_t<T>;
+  power_sums<A> s;
+  bool finite = true;
+#ifdef BIPQ_HAS_EXPERIMENTAL_SIMD
+  if constexpr (has_simd_pass<T>) {
+    double mask_check = 0;
+    switch (path) {
+      case pq_path::half_one: s = simd_sums<pq_path::half_one>(x, mask, mask_check); break;
+      case pq_path::one_two: s = simd_sums<pq_path::one_two>(x, mask, mask_check); break;
+      case pq_path::general: s = simd_sums<pq_path::general>(x, mask, mask_check); break;
+    }
+    // Finite data give finite max and non-NaN sums (sums of non-negative terms may overflow to +Inf, never NaN).
+    finite = std::isfinite(s.max_abs) && !std::isnan(s.sum_p) && !std::isnan(s.sum_q) && mask_check == 0;
+    if (path == pq_path::general) s.sum_p = 0;
+  }
+#endif
+  if constexpr (!has_simd_pass<T>) {
+    s = scalar_sums<T, MT>(x, mask, A(0), A(0), p, q);  // max|w| only: without a vectorised pass every pair is scaled
+    finite = s.all_finite;
+    if constexpr (!std::is_void_v<MT>) {
+      for (std::size_t i = 0; i < x.size() && finite; ++i) finite = std::isfinite(mask[i]);
+    }
+  }
+  if (!finite) {
+    require_finite_counted<T, MT>(x, mask, func, "w");
+    throw std::invalid_argument(std::string(func) + "(): w contains NaN or Inf");  // not reached for finite data
+  }
+  return s;
+}
+
+/// Whether unscaled sums with largest entry `max_abs` are exact to rounding: finite, and max^q (the largest term of
+/// the smaller sum when max < 1) at least 2^-900, far above double's subnormal range, so that underflowed terms
+/// (each < 2^-1022) change the sums by less than d · 2^-122 relatively.
+template <class A>
+bool unscaled_is_accurate(const power_sums<A>& s, double q) {
+  if (!std::isfinite(s.sum_p) || !std::isfinite(s.sum_q)) return false;
+  if (s.max_abs == 0) return true;
+  return q * std::log2(static_cast<double>(s.max_abs)) >= -900.0;
+}
+
+/// I from the sums over d counted entries (any common scale of the entries cancels).
+template <class A>
+double pq_from_sums(A sum_p, A sum_q, std::size_t d, double p, double q) {
+  if (d == 0 || !(sum_q > 0)) return 0.0;
+  const double log_d = std::log(static_cast<double>(d));
+  const double log_ratio = (1.0 / q - 1.0 / p) * log_d + static_cast<double>(std::log(sum_p)) / p -
+                           static_cast<double>(std::log(sum_q)) / q;
+  const double index = -std::expm1(log_ratio);
+  // Theorem 1: 0 ≤ I ≤ 1 − d^{1/q−1/p}; clamp the rounding error of the last bits.
+  const double upper = -std::expm1((1.0 / q - 1.0 / p) * log_d);
+  return std::clamp(index, 0.0, upper);
+}
+
+/// A tensor (as a span) with its optional mask, for the multi-tensor functions.
+template <class T, class MT>
+struct counted_view {
+  std::span<const T> x;
+  const MT* mask = nullptr;
+};
+
+/// Sums over several tensors (global scope): one unscaled pass; a second, scaled pass if needed.
+template <class T, class MT>
+power_sums<accumulator_t<T>> sums_over(std::span<const counted_view<T, MT>> views, double p, double q,
+                                       const char* func) {
+  using A = accumulator_t<T>;
+  const pq_path path = has_simd_pass<T> ? choose_path(p, q) : pq_path::general;
+  power_sums<A> total;
+  for (const auto& v : views) total.merge(first_pass<T, MT>(v.x, v.mask, path, p, q, func));
+  if (path != pq_path::general && unscaled_is_accurate(total, q)) return total;
+  if (total.max_abs == 0) return total;
+  // Scaled pass: y = |w| / max|w| ∈ [0, 1]; multiply by the reciprocal when it is finite (it is for float data).
+  const A inverse = A(1) / total.max_abs;
+  const bool use_inverse = std::isfinite(inverse);
+  power_sums<A> scaled;
+  for (const auto& v : views) {
+    scaled.merge(scalar_sums<T, MT>(v.x, v.mask, use_inverse ? inverse : A(0), use_inverse ? A(0) : total.max_abs,
+                                    p, q));
+  }
+  return scaled;
+}
+
+template <class Range>
+using range_scalar_t = scalar_of_t<std::remove_cvref_t<std::ranges::range_reference_t<const Range>>>;
+
+template <flat_tensor W>
+std::span<const scalar_of_t<W>> const_span(const W& w) {
+  return as_span(w);
+}
+
+}  // namespace detail
+// ---------------------------------------------------------------------------------------------------------------
+
+template <flat_tensor W>
+double pq_index(const W& w, double p, double q) {
+  detail::validate_pq(p, q, "pq_index");
+  using T = scalar_of_t<W>;
+  const detail::counted_view<T, void> view{detail::const_span(w), nullptr};
+  const auto s = detail::sums_over<T, void>(std::span(&view, 1), p, q, "pq_index");
+  return detail::pq_from_sums(s.sum_p, s.sum_q, s.count, p, q);
+}
+
+template <flat_tensor W, flat_tensor M>
+double pq_index(const W& w, const M& mask, double p, double q) {
+  detail::validate_pq(p, q, "pq_index");
+  using T = scalar_of_t<W>;
+  using MT = scalar_of_t<M>;
+  const auto x = detail::const_span(w);
+  const auto m = detail::const_span(mask);
+  detail::require_size(m.size(), x.size(), "pq_index", "mask");
+  const detail::counted_view<T, MT> view{x, m.data()};
+  const auto s = detail::sums_over<T, MT>(std::span(&view, 1), p, q, "pq_index");
+  return detail::pq_from_sums(s.sum_p, s.sum_q, s.count, p, q);
+}
+
+template <flat_tensor_range Range>
+double pq_index_global(const Range& ws, double p, double q) {
+  detail::validate_pq(p, q, "pq_index_global");
+  using T = detail::range_scalar_t<Range>;
+  std::vector<detail::counted_view<T, void>> views;
+  for (const auto& w : ws) views.push_back({detail::const_span(w), nullptr});
+  const auto s = detail::sums_over<T, void>(std::span<const detail::counted_view<T, void>>(views), p, q,
+                                            "pq_index_global");
+  return detail::pq_from_sums(s.sum_p, s.sum_q, s.count, p, q);
+}
+
+template <flat_tensor_range Range, flat_tensor_range MaskRange>
+double pq_index_global(const Range& ws, const MaskRange& masks, double p, double q) {
+  detail::validate_pq(p, q, "pq_index_global");
+  using T = detail::range_scalar_t<Range>;
+  using MT = detail::range_scalar_t<MaskRange>;
+  std::vector<detail::counted_view<T, MT>> views;
+  auto mask_it = std::ranges::begin(masks);
+  const auto mask_end = std::ranges::end(masks);
+  for (const auto& w : ws) {
+    if (mask_it == mask_end) throw std::invalid_argument("pq_index_global(): masks has fewer tensors than ws");
+    const auto x = detail::const_span(w);
+    const auto m = detail::const_span(*mask_it);
+    detail::require_size(m.size(), x.size(), "pq_index_global", "masks");
+    views.push_back({x, m.data()});
+    ++mask_it;
+  }
+  if (mask_it != mask_end) throw std::invalid_argument("pq_index_global(): masks has more tensors than ws");
+  const auto s = detail::sums_over<T, MT>(std::span<const detail::counted_view<T, MT>>(views), p, q,
+                                          "pq_index_global");
+  return detail::pq_from_sums(s.sum_p, s.sum_q, s.count, p, q);
+}
+
+template <flat_tensor_range Range>
+std::vector<double> pq_index_per_tensor(const Range& ws, double p, double q) {
+  detail::validate_pq(p, q, "pq_index_per_tensor");
+  using T = detail::range_scalar_t<Range>;
+  std::vector<double> out;
+  for (const auto& w : ws) {
+    const detail::counted_view<T, void> view{detail::const_span(w), nullptr};
+    const auto s = detail::sums_over<T, void>(std::span(&view, 1), p, q, "pq_index_per_tensor");
+    out.push_back(detail::pq_from_sums(s.sum_p, s.sum_q, s.count, p, q));
+  }
+  return out;
+}
+
+template <flat_tensor_range Range, flat_tensor_range MaskRange>
+std::vector<double> pq_index_per_tensor(const Range& ws, const MaskRange& masks, double p, double q) {
+  detail::validate_pq(p, q, "pq_index_per_tensor");
+  using T = detail::range_scalar_t<Range>;
+  using MT = detail::range_scalar_t<MaskRange>;
+  std::vector<double> out;
+  auto mask_it = std::ranges::begin(masks);
+  const auto mask_end = std::ranges::end(masks);
+  for (const auto& w : ws) {
+    if (mask_it == mask_end) throw std::invalid_argument("pq_index_per_tensor(): masks has fewer tensors than ws");
+    const auto x = detail::const_span(w);
+    const auto m = detail::const_span(*mask_it);
+    detail::require_size(m.size(), x.size(), "pq_index_per_tensor", "masks");
+    const detail::counted_view<T, MT> view{x, m.data()};
+    const auto s = detail::sums_over<T, MT>(std::span(&view, 1), p, q, "pq_index_per_tensor");
+    out.push_back(detail::pq_from_sums(s.sum_p, s.sum_q, s.count, p, q));
+    ++mask_it;
+  }
+  if (mask_it != mask_end) throw std::invalid_argument("pq_index_per_tensor(): masks has more tensors than ws");
+  return out;
+}
+
+template <flat_tensor W>
+std::vector<double> pq_index_per_neuron(const W& w, std::size_t rows, double p, double q) {
+  detail::validate_pq(p, q, "pq_index_per_neuron");
+  using T = scalar_of_t<W>;
+  const auto x = detail::const_span(w);
+  if (rows == 0 || x.size() % rows != 0)
+    throw std::invalid_argument("pq_index_per_neuron(): rows must be > 0 and divide w.size() (" +
+                                std::to_string(x.size()) + ")");
+  const std::size_t cols = x.size() / rows;
+  std::vector<double> out(rows);
+  for (std::size_t r = 0; r < rows; ++r) {
+    const detail::counted_view<T, void> view{x.subspan(r * cols, cols), nullptr};
+    const auto s = detail::sums_over<T, void>(std::span(&view, 1), p, q, "pq_index_per_neuron");
+    out[r] = detail::pq_from_sums(s.sum_p, s.sum_q, s.count, p, q);
+  }
+  return out;
+}
+
+template <flat_tensor W, flat_tensor M>
+std::vector<double> pq_index_per_neuron(const W& w, const M& mask, std::size_t rows, double p, double q) {
+  detail::validate_pq(p, q, "pq_index_per_neuron");
+  using T = scalar_of_t<W>;
+  using MT = scalar_of_t<M>;
+  const auto x = detail::const_span(w);
+  const auto m = detail::const_span(mask);
+  detail::require_size(m.size(), x.size(), "pq_index_per_neuron", "mask");
+  if (rows == 0 || x.size() % rows != 0)
+    throw std::invalid_argument("pq_index_per_neuron(): rows must be > 0 and divide w.size() (" +
+                                std::to_string(x.size()) + ")");
+  const std::size_t cols = x.size() / rows;
+  std::vector<double> out(rows);
+  for (std::size_t r = 0; r < rows; ++r) {
+    const detail::counted_view<T, MT> view{x.subspan(r * cols, cols), m.data() + r * cols};
+    const auto s = detail::sums_over<T, MT>(std::span(&view, 1), p, q, "pq_index_per_neuron");
+    out[r] = detail::pq_from_sums(s.sum_p, s.sum_q, s.count, p, q);
+  }
+  return out;
+}
+
+inline double pq_index_upper_bound(std::size_t d, double p, double q) {
+  detail::validate_pq(p, q, "pq_index_upper_bound");
+  if (d <= 1) return 0.0;
+  return -std::expm1((1.0 / q - 1.0 / p) * std::log(static_cast<double>(d)));
+}
+
+}  // namespace bipq
