@@ -6,3 +6,6 @@
 #include "bipq/concepts.hpp"
 #include "bipq/tensor.hpp"
 #include "bipq/sparsity/pq_index.hpp"
+#include "bipq/sparsity/measures.hpp"
+#include "bipq/sparsity/retained_bound.hpp"
+#include "bipq/sparsity/criteria.hpp"
