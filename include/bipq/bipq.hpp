@@ -9,3 +9,8 @@
 #include "bipq/sparsity/measures.hpp"
 #include "bipq/sparsity/retained_bound.hpp"
 #include "bipq/sparsity/criteria.hpp"
+#include "bipq/mask/top_k.hpp"
+#include "bipq/mask/capped_simplex.hpp"
+#include "bipq/mask/group.hpp"
+#include "bipq/mask/n_m.hpp"
+#include "bipq/mask/apply.hpp"

@@ -1,0 +1,232 @@
+// Top-k masks checked against the definition: a stable sort of positions by (larger score, lower tensor, lower
+// index) keeps the first k. Inputs with many ties exercise the tie rule; sizes on both sides of the histogram
+// threshold exercise both selection paths.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <numeric>
+#include <random>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <Eigen/Core>
+
+#include "bipq/mask/top_k.hpp"
+
+namespace {
+
+struct position {
+  std::size_t tensor, index;
+};
+
+/// Reference: positions of the eligible entries, sorted by (score desc), stable in (tensor, index); first k get 1.
+template <class T>
+std::vector<std::vector<T>> reference_top_k(const std::vector<std::vector<T>>& scores, std::size_t k,
+                                            const std::vector<std::vector<T>>* eligible, bool magnitude) {
+  std::vector<position> pos;
+  for (std::size_t j = 0; j < scores.size(); ++j) {
+    for (std::size_t i = 0; i < scores[j].size(); ++i) {
+      if (!eligible || (*eligible)[j][i] != T(0)) pos.push_back({j, i});
+    }
+  }
+  auto value = [&](const position& p) {
+    const T x = scores[p.tensor][p.index];
+    return magnitude ? std::abs(x) : x;
+  };
+  std::stable_sort(pos.begin(), pos.end(), [&](const position& a, const position& b) { return value(a) > value(b); });
+  std::vector<std::vector<T>> mask(scores.size());
+  for (std::size_t j = 0; j < scores.size(); ++j) mask[j].assign(scores[j].size(), T(0));
+  for (std::size_t r = 0; r < k; ++r) mask[pos[r].tensor][pos[r].index] = T(1);
+  return mask;
+}
+
+/// Scores with many exact ties (few distinct values), both signs and signed zeros.
+template <class T>
+std::vector<T> tied_scores(std::size_t n, std::mt19937_64& rng, int levels) {
+  std::uniform_int_distribution<int> level(-levels, levels);
+  std::vector<T> s(n);
+  for (auto& x : s) {
+    const int l = level(rng);
+    x = l == 0 ? ((rng() & 1) ? T(-0.0) : T(0.0)) : T(l) * T(0.25);
+  }
+  return s;
+}
+
+template <class T>
+std::vector<T> normal_scores(std::size_t n, std::mt19937_64& rng) {
+  std::normal_distribution<double> normal(0.0, 1.0);
+  std::vector<T> s(n);
+  for (auto& x : s) x = T(normal(rng));
+  return s;
+}
+
+template <class T>
+std::size_t ones(const std::vector<T>& m) {
+  return std::size_t(std::count(m.begin(), m.end(), T(1)));
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("top_k_mask keeps exactly the k largest, ties to the lower index", T, float, double, long double) {
+  std::mt19937_64 rng(7);
+  for (std::size_t n : {std::size_t(1), std::size_t(17), std::size_t(1000), std::size_t(70000)}) {
+    for (int levels : {1, 3, 1000}) {
+      const std::vector<T> s = levels == 1000 ? normal_scores<T>(n, rng) : tied_scores<T>(n, rng, levels);
+      for (std::size_t k : {std::size_t(0), std::size_t(1), n / 10, n / 2, n - 1, n}) {
+        std::vector<T> mask(n, T(5));
+        bipq::top_k_mask<T>(s, k, mask);
+        const auto expected = reference_top_k<T>({s}, k, nullptr, false);
+        CAPTURE(n);
+        CAPTURE(levels);
+        CAPTURE(k);
+        CHECK(ones(mask) == k);
+        CHECK(mask == expected[0]);
+      }
+    }
+  }
+}
+
+TEST_CASE_TEMPLATE("magnitude_mask keeps the k largest |w|", T, float, double, long double) {
+  std::mt19937_64 rng(11);
+  for (std::size_t n : {std::size_t(50), std::size_t(40000)}) {
+    for (int levels : {2, 1000}) {
+      const std::vector<T> w = levels == 1000 ? normal_scores<T>(n, rng) : tied_scores<T>(n, rng, levels);
+      for (std::size_t k : {std::size_t(0), n / 3, n}) {
+        std::vector<T> mask(n);
+        bipq::magnitude_mask<T>(w, k, mask);
+        CHECK(mask == reference_top_k<T>({w}, k, nullptr, true)[0]);
+      }
+    }
+  }
+}
+
+TEST_CASE_TEMPLATE("top_k_mask with eligible keeps k among the eligible only", T, float, double) {
+  std::mt19937_64 rng(3);
+  for (std::size_t n : {std::size_t(200), std::size_t(50000)}) {
+    const std::vector<T> s = tied_scores<T>(n, rng, 4);
+    std::vector<T> eligible(n);
+    for (auto& e : eligible) e = (rng() % 3 == 0) ? T(0) : T(1);
+    const std::size_t n_eligible = ones(eligible);
+    for (std::size_t k : {std::size_t(0), n_eligible / 4, n_eligible}) {
+      std::vector<T> mask(n, T(9));
+      bipq::top_k_mask<T>(s, k, mask, eligible);
+      const std::vector<std::vector<T>> el{eligible};
+      CHECK(mask == reference_top_k<T>({s}, k, &el, false)[0]);
+      for (std::size_t i = 0; i < n; ++i) {
+        if (eligible[i] == T(0)) CHECK(mask[i] == T(0));
+      }
+      // In place: the mask may be the eligible storage itself (pruning among survivors).
+      std::vector<T> in_place = eligible;
+      bipq::top_k_mask<T>(s, k, in_place, in_place);
+      CHECK(in_place == mask);
+      std::vector<T> magnitude(n);
+      bipq::magnitude_mask<T>(s, k, magnitude, eligible);
+      CHECK(magnitude == reference_top_k<T>({s}, k, &el, true)[0]);
+    }
+  }
+}
+
+TEST_CASE_TEMPLATE("top_k_mask_global keeps k in total, ties to lower tensor then lower index", T, float, double) {
+  std::mt19937_64 rng(5);
+  for (std::size_t scale : {std::size_t(1), std::size_t(400)}) {
+    std::vector<std::vector<T>> scores{tied_scores<T>(30 * scale, rng, 3), tied_scores<T>(0, rng, 3),
+                                       tied_scores<T>(50 * scale, rng, 3), normal_scores<T>(20 * scale, rng)};
+    std::vector<std::vector<T>> eligible;
+    for (const auto& s : scores) {
+      std::vector<T> e(s.size());
+      for (auto& x : e) x = (rng() % 4 == 0) ? T(0) : T(1);
+      eligible.push_back(e);
+    }
+    std::size_t total = 0, total_eligible = 0;
+    for (std::size_t j = 0; j < scores.size(); ++j) {
+      total += scores[j].size();
+      total_eligible += ones(eligible[j]);
+    }
+    std::vector<std::vector<T>> masks(scores.size());
+    auto run = [&](std::size_t k, bool with_eligible) {
+      std::vector<std::span<const T>> s, e;
+      std::vector<std::span<T>> m;
+      for (std::size_t j = 0; j < scores.size(); ++j) {
+        masks[j].assign(scores[j].size(), T(7));
+        s.emplace_back(scores[j]);
+        e.emplace_back(eligible[j]);
+        m.emplace_back(masks[j]);
+      }
+      if (with_eligible) {
+        bipq::top_k_mask_global<T>(s, k, m, e);
+      } else {
+        bipq::top_k_mask_global<T>(s, k, m);
+      }
+    };
+    for (std::size_t k : {std::size_t(0), std::size_t(1), total / 7, total}) {
+      run(k, false);
+      CHECK(masks == reference_top_k<T>(scores, k, nullptr, false));
+    }
+    for (std::size_t k : {std::size_t(0), total_eligible / 3, total_eligible}) {
+      run(k, true);
+      CHECK(masks == reference_top_k<T>(scores, k, &eligible, false));
+    }
+  }
+}
+
+TEST_CASE("top_k_mask orders negative scores and signed zeros by value") {
+  const std::vector<double> s{-3.0, -0.0, 0.0, -1.0, -0.0, 2.0};
+  std::vector<double> mask(s.size());
+  bipq::top_k_mask<double>(s, 3, mask);
+  // 2 first, then the three zeros (−0 == +0) by index: indices 1 and 2.
+  CHECK(mask == std::vector<double>{0, 1, 1, 0, 0, 1});
+  bipq::top_k_mask<double>(s, 5, mask);
+  CHECK(mask == std::vector<double>{0, 1, 1, 1, 1, 1});
+}
+
+TEST_CASE("top_k_mask is deterministic and accepts Eigen and std::vector") {
+  std::mt19937_64 rng(1);
+  const std::vector<float> s = normal_scores<float>(100000, rng);
+  Eigen::VectorXf scores = Eigen::Map<const Eigen::VectorXf>(s.data(), Eigen::Index(s.size()));
+  Eigen::VectorXf a(scores.size()), b(scores.size());
+  bipq::top_k_mask(scores, 12345, a);
+  bipq::top_k_mask(scores, 12345, b);
+  CHECK((a.array() == b.array()).all());
+  std::vector<float> c(s.size());
+  bipq::top_k_mask(s, 12345, c);
+  CHECK(std::equal(c.begin(), c.end(), a.data()));
+  CHECK(a.sum() == 12345.0f);
+}
+
+TEST_CASE("top_k_mask rejects bad input with the function and argument named") {
+  std::vector<float> s{1, 2, 3}, mask(3), short_mask(2);
+  auto message = [](auto&& f) {
+    try {
+      f();
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string("no exception");
+  };
+  CHECK(message([&] { bipq::top_k_mask<float>(s, 4, mask); }).find("top_k_mask(): k") == 0);
+  CHECK(message([&] { bipq::top_k_mask<float>(s, 1, short_mask); }).find("top_k_mask(): mask") == 0);
+  std::vector<float> eligible{1, 0, 0};
+  CHECK(message([&] { bipq::top_k_mask<float>(s, 2, mask, eligible); }).find("top_k_mask(): k") == 0);
+  CHECK(message([&] { bipq::top_k_mask<float>(s, 1, mask, short_mask); }).find("top_k_mask(): eligible") == 0);
+  for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                    -std::numeric_limits<float>::infinity()}) {
+    std::vector<float> b{1, bad, 3};
+    CHECK(message([&] { bipq::top_k_mask<float>(b, 1, mask); }).find("top_k_mask(): scores contains NaN or Inf") == 0);
+    CHECK(message([&] { bipq::magnitude_mask<float>(b, 1, mask); }).find("magnitude_mask(): w contains NaN") == 0);
+    std::vector<float> big(100000, 1.0f), big_mask(100000);
+    big[77777] = bad;
+    CHECK(message([&] { bipq::top_k_mask<float>(big, 10, big_mask); }).find("(index 77777)") != std::string::npos);
+  }
+  std::vector<std::span<const float>> ss{s, s};
+  std::vector<std::span<float>> ms{mask};
+  CHECK(message([&] { bipq::top_k_mask_global<float>(ss, 1, ms); }).find("top_k_mask_global(): masks") == 0);
+  ms.emplace_back(short_mask);
+  CHECK(message([&] { bipq::top_k_mask_global<float>(ss, 1, ms); }).find("top_k_mask_global(): masks[1]") == 0);
+  ms[1] = mask;
+  CHECK(message([&] { bipq::top_k_mask_global<float>(ss, 7, ms); }).find("top_k_mask_global(): k") == 0);
+}
