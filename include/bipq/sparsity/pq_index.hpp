@@ -83,7 +83,9 @@ template <flat_tensor_range Range, flat_tensor_range MaskRange>
 std::vector<double> pq_index_per_tensor(const Range& ws, const MaskRange& masks, double p = 0.5, double q = 1.0);
 
 /// One I_{p,q} per output neuron / filter: `w` is seen row-major as [rows, w.size()/rows] (a linear weight
-/// [out, in] or a conv weight [K, C, R, S] with rows = K). Throws if rows == 0 or rows does not divide w.size().
+/// [out, in] or a conv weight [K, C, R, S] with rows = K), in storage order: an Eigen column-major MatrixXf's
+/// storage rows are its columns, so use a RowMajor matrix for [out, in]. Throws if rows == 0 or rows does not
+/// divide w.size().
 template <flat_tensor W>
 std::vector<double> pq_index_per_neuron(const W& w, std::size_t rows, double p = 0.5, double q = 1.0);
 
