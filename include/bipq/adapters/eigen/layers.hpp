@@ -1,0 +1,660 @@
+#pragma once
+// CNN layers on Eigen with forward and backward passes over a slice of a mini-batch, for one thread at a time.
+//
+// Layout. An activation holds a batch slice of n samples as [C, n, H, W]: channel-major across the slice, so that a
+// convolution over the whole slice is one GEMM (Chellapilla et al. 2006, "High performance convolutional neural
+// networks for document processing": im2col + GEMM), Y[K, n·OH·OW] = W[K, C·R·S] · col[C·R·S, n·OH·OW], and batch
+// normalisation's per-channel statistics run over contiguous memory. Flat activations are [F, n, 1, 1], i.e. the
+// matrix X[F, n] of a linear layer Y = W X + b. `flatten` turns [C, n, H, W] into [C·H·W, n, 1, 1] in PyTorch's
+// order (feature index c·H·W + h·W + w).
+//
+// Threads. A batch is split into contiguous slices, one per thread; each thread runs every layer on its slice and
+// accumulates parameter gradients into its own buffers (`thread_grad`), which the model then sums in thread order.
+// Batch normalisation in training mode needs statistics over the whole batch: its threads meet in a `team` whose
+// all-reduce sums per-thread partial sums in thread order, so every thread sees the same bits.
+//
+// Every layer is a template on the scalar type (float for training; double for finite-difference tests).
+
+#include <algorithm>
+#include <barrier>
+#include <cmath>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <Eigen/Core>
+
+#include "bipq/concepts.hpp"
+#include "bipq/detail/random.hpp"
+
+namespace bipq::eigen {
+
+/// The shape of one sample's activation: channels, height, width (a flat vector of F features is {F, 1, 1}).
+struct shape3 {
+  std::size_t c = 1, h = 1, w = 1;
+  std::size_t size() const noexcept { return c * h * w; }
+  bool operator==(const shape3&) const = default;
+};
+
+/// A batch slice of n samples stored as [C, n, H, W] (see the layout note at the top of this file).
+template <std::floating_point T>
+struct activation {
+  std::size_t c = 0, n = 0, h = 0, w = 0;
+  std::vector<T> data;
+
+  /// Sets the shape; keeps the allocation when it is large enough (no allocation in the steady state).
+  void resize(shape3 s, std::size_t samples) {
+    c = s.c, h = s.h, w = s.w, n = samples;
+    data.resize(c * n * h * w);
+  }
+  shape3 sample_shape() const noexcept { return {c, h, w}; }
+  std::size_t plane() const noexcept { return h * w; }
+  T* channel(std::size_t k) noexcept { return data.data() + k * n * h * w; }
+  const T* channel(std::size_t k) const noexcept { return data.data() + k * n * h * w; }
+};
+
+/// Threads working on one mini-batch; `all_reduce` sums a few doubles across them.
+class team {
+ public:
+  explicit team(std::size_t threads) : barrier_(static_cast<std::ptrdiff_t>(threads)), slots_(threads) {}
+  std::size_t size() const noexcept { return slots_.size(); }
+
+  /// v ← Σ_t v_t over the threads, summed in thread order 0, 1, ... (identical bits in every thread). Every thread
+  /// of the team must call it the same number of times with the same length.
+  void all_reduce(std::size_t thread, std::span<double> v) {
+    if (slots_.size() == 1) return;
+    slots_[thread].assign(v.begin(), v.end());
+    barrier_.arrive_and_wait();
+    for (std::size_t k = 0; k < v.size(); ++k) {
+      double s = 0.0;
+      for (const auto& slot : slots_) s += slot[k];
+      v[k] = s;
+    }
+    barrier_.arrive_and_wait();  // nobody overwrites a slot before everyone has read it
+  }
+
+ private:
+  std::barrier<> barrier_;
+  std::vector<std::vector<double>> slots_;
+};
+
+/// What a layer needs to know about the thread running it.
+struct thread_context {
+  std::size_t thread = 0;  ///< 0 .. threads-1
+  bool training = false;   ///< training mode (batch statistics) or inference mode (running statistics)
+  team* group = nullptr;   ///< the threads sharing the mini-batch (training mode); null: this thread alone
+  void all_reduce(std::span<double> v) const {
+    if (group != nullptr) group->all_reduce(thread, v);
+  }
+};
+
+/// A learnable tensor of a layer: its value, its gradient (the sum over threads), and one gradient buffer per thread.
+template <std::floating_point T>
+struct layer_parameter {
+  std::string suffix;               ///< "weight" or "bias"; the model prefixes the layer's name
+  std::vector<std::size_t> shape;   ///< row-major
+  parameter_kind kind = parameter_kind::other;
+  std::vector<T> value, grad;
+  std::vector<std::vector<T>> thread_grad;
+
+  layer_parameter(std::string s, std::vector<std::size_t> dims, parameter_kind k)
+      : suffix(std::move(s)), shape(std::move(dims)), kind(k) {
+    std::size_t n = 1;
+    for (std::size_t d : shape) n *= d;
+    value.assign(n, T(0));
+    grad.assign(n, T(0));
+  }
+};
+
+/// The interface of a layer. `forward` maps x to y on one thread's slice; `backward` receives x, y and ∂ℓ/∂y and
+/// adds ∂ℓ/∂θ into the thread's gradient buffers, and writes ∂ℓ/∂x into `dx` unless it is null (first layer).
+template <std::floating_point T>
+class layer {
+ public:
+  virtual ~layer() = default;
+  /// The output shape for an input of shape `in`; throws std::invalid_argument if the layer cannot take it.
+  virtual shape3 output_shape(shape3 in) const = 0;
+  virtual void forward(const thread_context& ctx, const activation<T>& x, activation<T>& y) = 0;
+  virtual void backward(const thread_context& ctx, const activation<T>& x, const activation<T>& y,
+                        const activation<T>& dy, activation<T>* dx) = 0;
+  /// Kaiming-normal weights (He et al. 2015: N(0, 2/fan_in)), zero biases, unit/zero norm scale/shift.
+  virtual void reset_parameters(bipq::detail::rng&) {}
+  /// Prepares per-thread state for up to `threads` threads.
+  virtual void set_threads(std::size_t threads) {
+    threads_ = threads;
+    for (auto& p : params_) p.thread_grad.resize(threads, std::vector<T>(p.value.size(), T(0)));
+  }
+  std::vector<layer_parameter<T>>& parameters() noexcept { return params_; }
+  const std::vector<layer_parameter<T>>& parameters() const noexcept { return params_; }
+  /// grad ← Σ_{t < threads} thread_grad[t], in thread order.
+  void reduce_gradients(std::size_t threads) {
+    for (auto& p : params_) {
+      std::copy(p.thread_grad[0].begin(), p.thread_grad[0].end(), p.grad.begin());
+      for (std::size_t t = 1; t < threads; ++t)
+        for (std::size_t j = 0; j < p.grad.size(); ++j) p.grad[j] += p.thread_grad[t][j];
+    }
+  }
+
+ protected:
+  std::vector<layer_parameter<T>> params_;  ///< fixed at construction: the storage never moves
+  std::size_t threads_ = 0;
+
+  std::vector<T>& thread_grad(std::size_t i, const thread_context& ctx) {
+    auto& g = params_[i].thread_grad[ctx.thread];
+    std::fill(g.begin(), g.end(), T(0));
+    return g;
+  }
+  void kaiming_normal(std::size_t i, std::size_t fan_in, bipq::detail::rng& g) {
+    const double stddev = std::sqrt(2.0 / static_cast<double>(fan_in));
+    for (T& v : params_[i].value) v = static_cast<T>(stddev * g.normal());
+  }
+};
+
+namespace detail {
+template <class T>
+using row_matrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+template <class T>
+using matrix_map = Eigen::Map<row_matrix<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
+template <class T>
+using const_matrix_map = Eigen::Map<const row_matrix<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
+
+inline Eigen::Index idx(std::size_t v) { return static_cast<Eigen::Index>(v); }
+
+[[noreturn]] inline void bad_shape(const std::string& layer, const std::string& what) {
+  throw std::invalid_argument(layer + "::output_shape(): " + what);
+}
+}  // namespace detail
+
+/// 2-D convolution (cross-correlation, as in PyTorch): y[k,i,oh,ow] = b_k + Σ_{c,r,s} W[k,c,r,s] x[c,i,oh·σ−p+r,ow·σ−p+s]
+/// with zero padding p and stride σ; OH = (H + 2p − R)/σ + 1. Weight shape [K, C, R, S] (kind conv_weight), bias [K].
+/// Computed by im2col + GEMM on chunks of images small enough for the column buffer to stay in cache.
+template <std::floating_point T = float>
+class conv2d : public layer<T> {
+ public:
+  conv2d(std::size_t in_channels, std::size_t out_channels, std::size_t kernel, std::size_t stride = 1,
+         std::size_t padding = 0, bool bias = true)
+      : c_(in_channels), k_(out_channels), r_(kernel), stride_(stride), pad_(padding), bias_(bias) {
+    if (c_ == 0 || k_ == 0 || r_ == 0 || stride_ == 0)
+      throw std::invalid_argument("conv2d(): in_channels, out_channels, kernel and stride must be > 0");
+    this->params_.emplace_back("weight", std::vector<std::size_t>{k_, c_, r_, r_}, parameter_kind::conv_weight);
+    if (bias_) this->params_.emplace_back("bias", std::vector<std::size_t>{k_}, parameter_kind::bias);
+  }
+
+  shape3 output_shape(shape3 in) const override {
+    if (in.c != c_) detail::bad_shape("conv2d", "input has " + std::to_string(in.c) + " channels, expected " + std::to_string(c_));
+    if (in.h + 2 * pad_ < r_ || in.w + 2 * pad_ < r_) detail::bad_shape("conv2d", "input is smaller than the kernel");
+    return {k_, (in.h + 2 * pad_ - r_) / stride_ + 1, (in.w + 2 * pad_ - r_) / stride_ + 1};
+  }
+
+  void reset_parameters(bipq::detail::rng& g) override {
+    this->kaiming_normal(0, c_ * r_ * r_, g);
+    if (bias_) std::fill(this->params_[1].value.begin(), this->params_[1].value.end(), T(0));
+  }
+
+  void set_threads(std::size_t threads) override {
+    layer<T>::set_threads(threads);
+    cols_.resize(threads);
+  }
+
+  void forward(const thread_context& ctx, const activation<T>& x, activation<T>& y) override {
+    const shape3 out = output_shape(x.sample_shape());
+    y.resize(out, x.n);
+    const std::size_t P = out.h * out.w, crs = c_ * r_ * r_, chunk = images_per_chunk(P);
+    std::vector<T>& col = cols_[ctx.thread];
+    col.resize(crs * chunk * P);
+    const Eigen::Map<const detail::row_matrix<T>> W(this->params_[0].value.data(), detail::idx(k_), detail::idx(crs));
+    for (std::size_t i0 = 0; i0 < x.n; i0 += chunk) {
+      const std::size_t i1 = std::min(x.n, i0 + chunk), m = (i1 - i0) * P;
+      im2col(x, i0, i1, out, col.data());
+      const Eigen::Map<const detail::row_matrix<T>> C(col.data(), detail::idx(crs), detail::idx(m));
+      detail::matrix_map<T> Y(y.data.data() + i0 * P, detail::idx(k_), detail::idx(m), Eigen::OuterStride<>(detail::idx(x.n * P)));
+      Y.noalias() = W * C;
+    }
+    if (bias_) {
+      const T* b = this->params_[1].value.data();
+      for (std::size_t k = 0; k < k_; ++k) {
+        T* yk = y.channel(k);
+        const std::size_t len = x.n * P;
+        for (std::size_t j = 0; j < len; ++j) yk[j] += b[k];
+      }
+    }
+  }
+
+  void backward(const thread_context& ctx, const activation<T>& x, const activation<T>& y, const activation<T>& dy,
+                activation<T>* dx) override {
+    const shape3 out = y.sample_shape();
+    const std::size_t P = out.h * out.w, crs = c_ * r_ * r_, chunk = images_per_chunk(P);
+    std::vector<T>& col = cols_[ctx.thread];
+    col.resize(crs * chunk * P);
+    std::vector<T>& gw = this->thread_grad(0, ctx);
+    Eigen::Map<detail::row_matrix<T>> dW(gw.data(), detail::idx(k_), detail::idx(crs));
+    const Eigen::Map<const detail::row_matrix<T>> W(this->params_[0].value.data(), detail::idx(k_), detail::idx(crs));
+    if (dx != nullptr) {
+      dx->resize(x.sample_shape(), x.n);
+      std::fill(dx->data.begin(), dx->data.end(), T(0));
+    }
+    for (std::size_t i0 = 0; i0 < x.n; i0 += chunk) {
+      const std::size_t i1 = std::min(x.n, i0 + chunk), m = (i1 - i0) * P;
+      const detail::const_matrix_map<T> dY(dy.data.data() + i0 * P, detail::idx(k_), detail::idx(m),
+                                           Eigen::OuterStride<>(detail::idx(x.n * P)));
+      im2col(x, i0, i1, out, col.data());
+      Eigen::Map<detail::row_matrix<T>> C(col.data(), detail::idx(crs), detail::idx(m));
+      dW.noalias() += dY * C.transpose();
+      if (dx != nullptr) {
+        C.noalias() = W.transpose() * dY;
+        col2im(col.data(), i0, i1, out, *dx);
+      }
+    }
+    if (bias_) {
+      std::vector<T>& gb = this->thread_grad(1, ctx);
+      for (std::size_t k = 0; k < k_; ++k) {
+        const T* d = dy.channel(k);
+        T s = T(0);
+        for (std::size_t j = 0; j < x.n * P; ++j) s += d[j];
+        gb[k] = s;
+      }
+    }
+  }
+
+ private:
+  std::size_t c_, k_, r_, stride_, pad_;
+  bool bias_;
+  std::vector<std::vector<T>> cols_;  // per-thread im2col buffer
+
+  // Images per GEMM: the column buffer (C·R·S × images·OH·OW) is kept near 64K values (256 KB in float), inside L2.
+  std::size_t images_per_chunk(std::size_t P) const {
+    const std::size_t per_image = c_ * r_ * r_ * P;
+    return std::max<std::size_t>(1, (std::size_t(1) << 16) / per_image);
+  }
+
+  // col[(c·R + r)·S + s][(i − i0)·P + oh·OW + ow] = x[c, i, oh·σ − p + r, ow·σ − p + s] (0 outside the image).
+  void im2col(const activation<T>& x, std::size_t i0, std::size_t i1, shape3 out, T* col) const {
+    const std::size_t H = x.h, Wd = x.w, P = out.h * out.w, m = (i1 - i0) * P;
+    for (std::size_t c = 0; c < c_; ++c)
+      for (std::size_t r = 0; r < r_; ++r)
+        for (std::size_t s = 0; s < r_; ++s) {
+          T* dst = col + ((c * r_ + r) * r_ + s) * m;
+          // Output columns whose input column ow·σ − p + s is inside [0, W).
+          const std::ptrdiff_t off = static_cast<std::ptrdiff_t>(s) - static_cast<std::ptrdiff_t>(pad_);
+          std::size_t ow_lo = 0, ow_hi = out.w;
+          while (ow_lo < out.w && static_cast<std::ptrdiff_t>(ow_lo * stride_) + off < 0) ++ow_lo;
+          while (ow_hi > ow_lo && static_cast<std::ptrdiff_t>((ow_hi - 1) * stride_) + off >= static_cast<std::ptrdiff_t>(Wd)) --ow_hi;
+          for (std::size_t i = i0; i < i1; ++i) {
+            const T* src = x.channel(c) + i * H * Wd;
+            for (std::size_t oh = 0; oh < out.h; ++oh) {
+              T* d = dst + (i - i0) * P + oh * out.w;
+              const std::ptrdiff_t ih = static_cast<std::ptrdiff_t>(oh * stride_ + r) - static_cast<std::ptrdiff_t>(pad_);
+              if (ih < 0 || ih >= static_cast<std::ptrdiff_t>(H)) {
+                std::fill(d, d + out.w, T(0));
+                continue;
+              }
+              const T* srow = src + static_cast<std::size_t>(ih) * Wd;
+              std::fill(d, d + ow_lo, T(0));
+              if (stride_ == 1) {
+                const T* s0 = srow + (static_cast<std::ptrdiff_t>(ow_lo) + off);
+                std::copy(s0, s0 + (ow_hi - ow_lo), d + ow_lo);
+              } else {
+                for (std::size_t ow = ow_lo; ow < ow_hi; ++ow)
+                  d[ow] = srow[static_cast<std::ptrdiff_t>(ow * stride_) + off];
+              }
+              std::fill(d + ow_hi, d + out.w, T(0));
+            }
+          }
+        }
+  }
+
+  // The adjoint of im2col: dx[c, i, ih, iw] += col[...] for every column that read it.
+  void col2im(const T* col, std::size_t i0, std::size_t i1, shape3 out, activation<T>& dx) const {
+    const std::size_t H = dx.h, Wd = dx.w, P = out.h * out.w, m = (i1 - i0) * P;
+    for (std::size_t c = 0; c < c_; ++c)
+      for (std::size_t r = 0; r < r_; ++r)
+        for (std::size_t s = 0; s < r_; ++s) {
+          const T* src = col + ((c * r_ + r) * r_ + s) * m;
+          const std::ptrdiff_t off = static_cast<std::ptrdiff_t>(s) - static_cast<std::ptrdiff_t>(pad_);
+          std::size_t ow_lo = 0, ow_hi = out.w;
+          while (ow_lo < out.w && static_cast<std::ptrdiff_t>(ow_lo * stride_) + off < 0) ++ow_lo;
+          while (ow_hi > ow_lo && static_cast<std::ptrdiff_t>((ow_hi - 1) * stride_) + off >= static_cast<std::ptrdiff_t>(Wd)) --ow_hi;
+          for (std::size_t i = i0; i < i1; ++i) {
+            T* dst = dx.channel(c) + i * H * Wd;
+            for (std::size_t oh = 0; oh < out.h; ++oh) {
+              const std::ptrdiff_t ih = static_cast<std::ptrdiff_t>(oh * stride_ + r) - static_cast<std::ptrdiff_t>(pad_);
+              if (ih < 0 || ih >= static_cast<std::ptrdiff_t>(H)) continue;
+              const T* srow = src + (i - i0) * P + oh * out.w;
+              T* drow = dst + static_cast<std::size_t>(ih) * Wd;
+              for (std::size_t ow = ow_lo; ow < ow_hi; ++ow) drow[static_cast<std::ptrdiff_t>(ow * stride_) + off] += srow[ow];
+            }
+          }
+        }
+  }
+};
+
+/// Fully connected layer: y = W x + b, W of shape [out, in] (kind linear_weight), b [out]. The input must be flat
+/// ({in, 1, 1}; put a `flatten` before it).
+template <std::floating_point T = float>
+class linear : public layer<T> {
+ public:
+  linear(std::size_t in_features, std::size_t out_features, bool bias = true)
+      : in_(in_features), out_(out_features), bias_(bias) {
+    if (in_ == 0 || out_ == 0) throw std::invalid_argument("linear(): in_features and out_features must be > 0");
+    this->params_.emplace_back("weight", std::vector<std::size_t>{out_, in_}, parameter_kind::linear_weight);
+    if (bias_) this->params_.emplace_back("bias", std::vector<std::size_t>{out_}, parameter_kind::bias);
+  }
+
+  shape3 output_shape(shape3 in) const override {
+    if (in.h != 1 || in.w != 1) detail::bad_shape("linear", "input is not flat (add a flatten layer before it)");
+    if (in.c != in_) detail::bad_shape("linear", "input has " + std::to_string(in.c) + " features, expected " + std::to_string(in_));
+    return {out_, 1, 1};
+  }
+
+  void reset_parameters(bipq::detail::rng& g) override {
+    this->kaiming_normal(0, in_, g);
+    if (bias_) std::fill(this->params_[1].value.begin(), this->params_[1].value.end(), T(0));
+  }
+
+  void forward(const thread_context&, const activation<T>& x, activation<T>& y) override {
+    y.resize(output_shape(x.sample_shape()), x.n);
+    const auto n = detail::idx(x.n);
+    const Eigen::Map<const detail::row_matrix<T>> W(this->params_[0].value.data(), detail::idx(out_), detail::idx(in_));
+    const Eigen::Map<const detail::row_matrix<T>> X(x.data.data(), detail::idx(in_), n);
+    Eigen::Map<detail::row_matrix<T>> Y(y.data.data(), detail::idx(out_), n);
+    Y.noalias() = W * X;
+    if (bias_) Y.colwise() += Eigen::Map<const Eigen::Vector<T, Eigen::Dynamic>>(this->params_[1].value.data(), detail::idx(out_));
+  }
+
+  void backward(const thread_context& ctx, const activation<T>& x, const activation<T>&, const activation<T>& dy,
+                activation<T>* dx) override {
+    const auto n = detail::idx(x.n);
+    const Eigen::Map<const detail::row_matrix<T>> W(this->params_[0].value.data(), detail::idx(out_), detail::idx(in_));
+    const Eigen::Map<const detail::row_matrix<T>> X(x.data.data(), detail::idx(in_), n);
+    const Eigen::Map<const detail::row_matrix<T>> dY(dy.data.data(), detail::idx(out_), n);
+    std::vector<T>& gw = this->thread_grad(0, ctx);
+    Eigen::Map<detail::row_matrix<T>>(gw.data(), detail::idx(out_), detail::idx(in_)).noalias() = dY * X.transpose();
+    if (bias_) {
+      std::vector<T>& gb = this->thread_grad(1, ctx);
+      Eigen::Map<Eigen::Vector<T, Eigen::Dynamic>>(gb.data(), detail::idx(out_)) = dY.rowwise().sum();
+    }
+    if (dx != nullptr) {
+      dx->resize(x.sample_shape(), x.n);
+      Eigen::Map<detail::row_matrix<T>>(dx->data.data(), detail::idx(in_), n).noalias() = W.transpose() * dY;
+    }
+  }
+
+ private:
+  std::size_t in_, out_;
+  bool bias_;
+};
+
+/// Rectified linear unit, y = max(x, 0); ∂y/∂x = [x > 0] (0 at x = 0, as PyTorch).
+template <std::floating_point T = float>
+class relu : public layer<T> {
+ public:
+  shape3 output_shape(shape3 in) const override { return in; }
+  void forward(const thread_context&, const activation<T>& x, activation<T>& y) override {
+    y.resize(x.sample_shape(), x.n);
+    const std::size_t len = x.data.size();
+    const T* __restrict a = x.data.data();
+    T* __restrict b = y.data.data();
+    for (std::size_t j = 0; j < len; ++j) b[j] = a[j] > T(0) ? a[j] : T(0);
+  }
+  void backward(const thread_context&, const activation<T>& x, const activation<T>&, const activation<T>& dy,
+                activation<T>* dx) override {
+    if (dx == nullptr) return;
+    dx->resize(x.sample_shape(), x.n);
+    const std::size_t len = x.data.size();
+    const T* __restrict a = x.data.data();
+    const T* __restrict g = dy.data.data();
+    T* __restrict d = dx->data.data();
+    for (std::size_t j = 0; j < len; ++j) d[j] = a[j] > T(0) ? g[j] : T(0);
+  }
+};
+
+/// Max pooling over kernel×kernel windows with the given stride (default: the kernel), no padding:
+/// y[c,i,oh,ow] = max_{r,s < k} x[c,i,oh·σ+r,ow·σ+s]; OH = (H − k)/σ + 1. The gradient flows to the first maximum
+/// of each window (row-major order), as PyTorch's.
+template <std::floating_point T = float>
+class max_pool2d : public layer<T> {
+ public:
+  explicit max_pool2d(std::size_t kernel = 2, std::size_t stride = 0) : k_(kernel), stride_(stride == 0 ? kernel : stride) {
+    if (k_ == 0) throw std::invalid_argument("max_pool2d(): kernel must be > 0");
+  }
+  shape3 output_shape(shape3 in) const override {
+    if (in.h < k_ || in.w < k_) detail::bad_shape("max_pool2d", "input is smaller than the kernel");
+    return {in.c, (in.h - k_) / stride_ + 1, (in.w - k_) / stride_ + 1};
+  }
+  void set_threads(std::size_t threads) override {
+    layer<T>::set_threads(threads);
+    argmax_.resize(threads);
+  }
+  void forward(const thread_context& ctx, const activation<T>& x, activation<T>& y) override {
+    const shape3 out = output_shape(x.sample_shape());
+    y.resize(out, x.n);
+    std::vector<std::uint32_t>& arg = argmax_[ctx.thread];
+    arg.resize(y.data.size());
+    const std::size_t planes = x.c * x.n, H = x.h, Wd = x.w, OH = out.h, OW = out.w;
+    for (std::size_t pl = 0; pl < planes; ++pl) {
+      const T* src = x.data.data() + pl * H * Wd;
+      T* dst = y.data.data() + pl * OH * OW;
+      std::uint32_t* a = arg.data() + pl * OH * OW;
+      for (std::size_t oh = 0; oh < OH; ++oh)
+        for (std::size_t ow = 0; ow < OW; ++ow) {
+          std::size_t best = (oh * stride_) * Wd + ow * stride_;
+          T v = src[best];
+          for (std::size_t r = 0; r < k_; ++r)
+            for (std::size_t s = 0; s < k_; ++s) {
+              const std::size_t j = (oh * stride_ + r) * Wd + ow * stride_ + s;
+              if (src[j] > v || (std::isnan(src[j]) && !std::isnan(v))) v = src[j], best = j;
+            }
+          dst[oh * OW + ow] = v;
+          a[oh * OW + ow] = static_cast<std::uint32_t>(best);
+        }
+    }
+  }
+  void backward(const thread_context& ctx, const activation<T>& x, const activation<T>& y, const activation<T>& dy,
+                activation<T>* dx) override {
+    if (dx == nullptr) return;
+    dx->resize(x.sample_shape(), x.n);
+    std::fill(dx->data.begin(), dx->data.end(), T(0));
+    const std::vector<std::uint32_t>& arg = argmax_[ctx.thread];
+    const std::size_t planes = x.c * x.n, in_plane = x.h * x.w, out_plane = y.h * y.w;
+    for (std::size_t pl = 0; pl < planes; ++pl) {
+      T* d = dx->data.data() + pl * in_plane;
+      const T* g = dy.data.data() + pl * out_plane;
+      const std::uint32_t* a = arg.data() + pl * out_plane;
+      for (std::size_t j = 0; j < out_plane; ++j) d[a[j]] += g[j];
+    }
+  }
+
+ private:
+  std::size_t k_, stride_;
+  std::vector<std::vector<std::uint32_t>> argmax_;  // per thread: flat index of each window's maximum in its plane
+};
+
+/// [C, n, H, W] → [C·H·W, n, 1, 1], feature index c·H·W + h·W + w (PyTorch's flatten of NCHW).
+template <std::floating_point T = float>
+class flatten : public layer<T> {
+ public:
+  shape3 output_shape(shape3 in) const override { return {in.size(), 1, 1}; }
+  void forward(const thread_context&, const activation<T>& x, activation<T>& y) override {
+    y.resize(output_shape(x.sample_shape()), x.n);
+    const std::size_t P = x.plane(), n = x.n;
+    for (std::size_t c = 0; c < x.c; ++c)
+      for (std::size_t i = 0; i < n; ++i) {
+        const T* src = x.channel(c) + i * P;
+        T* dst = y.data.data() + (c * P) * n + i;
+        for (std::size_t p = 0; p < P; ++p) dst[p * n] = src[p];
+      }
+  }
+  void backward(const thread_context&, const activation<T>& x, const activation<T>&, const activation<T>& dy,
+                activation<T>* dx) override {
+    if (dx == nullptr) return;
+    dx->resize(x.sample_shape(), x.n);
+    const std::size_t P = x.plane(), n = x.n;
+    for (std::size_t c = 0; c < x.c; ++c)
+      for (std::size_t i = 0; i < n; ++i) {
+        T* dst = dx->channel(c) + i * P;
+        const T* src = dy.data.data() + (c * P) * n + i;
+        for (std::size_t p = 0; p < P; ++p) dst[p] = src[p * n];
+      }
+  }
+};
+
+/// Global average pooling: y[c,i] = (1/HW) Σ_{h,w} x[c,i,h,w]; output {C, 1, 1}.
+template <std::floating_point T = float>
+class global_avg_pool : public layer<T> {
+ public:
+  shape3 output_shape(shape3 in) const override { return {in.c, 1, 1}; }
+  void forward(const thread_context&, const activation<T>& x, activation<T>& y) override {
+    y.resize(output_shape(x.sample_shape()), x.n);
+    const std::size_t P = x.plane(), planes = x.c * x.n;
+    const T scale = T(1) / static_cast<T>(P);
+    for (std::size_t pl = 0; pl < planes; ++pl) {
+      const T* src = x.data.data() + pl * P;
+      T s = T(0);
+      for (std::size_t p = 0; p < P; ++p) s += src[p];
+      y.data[pl] = s * scale;
+    }
+  }
+  void backward(const thread_context&, const activation<T>& x, const activation<T>&, const activation<T>& dy,
+                activation<T>* dx) override {
+    if (dx == nullptr) return;
+    dx->resize(x.sample_shape(), x.n);
+    const std::size_t P = x.plane(), planes = x.c * x.n;
+    const T scale = T(1) / static_cast<T>(P);
+    for (std::size_t pl = 0; pl < planes; ++pl) std::fill_n(dx->data.data() + pl * P, P, dy.data[pl] * scale);
+  }
+};
+
+/// Batch normalisation over channels (Ioffe & Szegedy 2015): in training mode, with μ_c, σ²_c the mean and biased
+/// variance of channel c over the whole mini-batch (all threads) and positions, x̂ = (x − μ_c)/√(σ²_c + ε),
+/// y = γ_c x̂ + β_c, and the running statistics move as PyTorch's: r ← (1 − m) r + m μ (variance: unbiased).
+/// In inference mode x̂ uses the running statistics. γ ("weight") and β ("bias") have kind norm.
+template <std::floating_point T = float>
+class batch_norm2d : public layer<T> {
+ public:
+  explicit batch_norm2d(std::size_t channels, double momentum = 0.1, double eps = 1e-5)
+      : c_(channels), momentum_(momentum), eps_(eps), running_mean_(channels, 0.0), running_var_(channels, 1.0) {
+    if (c_ == 0) throw std::invalid_argument("batch_norm2d(): channels must be > 0");
+    if (!(momentum >= 0.0 && momentum <= 1.0)) throw std::invalid_argument("batch_norm2d(): momentum must be in [0, 1]");
+    if (!(eps > 0.0)) throw std::invalid_argument("batch_norm2d(): eps must be > 0");
+    this->params_.emplace_back("weight", std::vector<std::size_t>{c_}, parameter_kind::norm);
+    this->params_.emplace_back("bias", std::vector<std::size_t>{c_}, parameter_kind::norm);
+    std::fill(this->params_[0].value.begin(), this->params_[0].value.end(), T(1));
+  }
+  shape3 output_shape(shape3 in) const override {
+    if (in.c != c_) detail::bad_shape("batch_norm2d", "input has " + std::to_string(in.c) + " channels, expected " + std::to_string(c_));
+    return in;
+  }
+  void reset_parameters(bipq::detail::rng&) override {
+    std::fill(this->params_[0].value.begin(), this->params_[0].value.end(), T(1));
+    std::fill(this->params_[1].value.begin(), this->params_[1].value.end(), T(0));
+    std::fill(running_mean_.begin(), running_mean_.end(), 0.0);
+    std::fill(running_var_.begin(), running_var_.end(), 1.0);
+  }
+  void set_threads(std::size_t threads) override {
+    layer<T>::set_threads(threads);
+    state_.resize(threads);
+  }
+  const std::vector<double>& running_mean() const noexcept { return running_mean_; }
+  const std::vector<double>& running_var() const noexcept { return running_var_; }
+
+  void forward(const thread_context& ctx, const activation<T>& x, activation<T>& y) override {
+    y.resize(output_shape(x.sample_shape()), x.n);
+    thread_state& st = state_[ctx.thread];
+    st.inv_std.assign(c_, 0.0);
+    std::vector<double> mean(c_);
+    const std::size_t len = x.n * x.plane();
+    if (ctx.training) {
+      std::vector<double>& sums = st.sums;
+      sums.assign(2 * c_ + 1, 0.0);
+      for (std::size_t k = 0; k < c_; ++k) {
+        const T* a = x.channel(k);
+        double s = 0.0, s2 = 0.0;
+        for (std::size_t j = 0; j < len; ++j) s += a[j], s2 += double(a[j]) * a[j];
+        sums[2 * k] = s, sums[2 * k + 1] = s2;
+      }
+      sums[2 * c_] = static_cast<double>(len);
+      ctx.all_reduce(sums);
+      const double count = sums[2 * c_];
+      for (std::size_t k = 0; k < c_; ++k) {
+        mean[k] = sums[2 * k] / count;
+        const double var = std::max(0.0, sums[2 * k + 1] / count - mean[k] * mean[k]);
+        st.inv_std[k] = 1.0 / std::sqrt(var + eps_);
+        if (ctx.thread == 0) {
+          running_mean_[k] = (1.0 - momentum_) * running_mean_[k] + momentum_ * mean[k];
+          const double unbiased = count > 1.0 ? var * count / (count - 1.0) : var;
+          running_var_[k] = (1.0 - momentum_) * running_var_[k] + momentum_ * unbiased;
+        }
+      }
+    } else {
+      for (std::size_t k = 0; k < c_; ++k) mean[k] = running_mean_[k], st.inv_std[k] = 1.0 / std::sqrt(running_var_[k] + eps_);
+    }
+    const T* gamma = this->params_[0].value.data();
+    const T* beta = this->params_[1].value.data();
+    for (std::size_t k = 0; k < c_; ++k) {
+      const T* a = x.channel(k);
+      T* b = y.channel(k);
+      const T m = static_cast<T>(mean[k]), is = static_cast<T>(st.inv_std[k]);
+      const T scale = gamma[k] * is, shift = beta[k] - gamma[k] * is * m;
+      for (std::size_t j = 0; j < len; ++j) b[j] = a[j] * scale + shift;
+    }
+    st.mean = std::move(mean);
+  }
+
+  // ∂ℓ/∂γ = Σ dy·x̂, ∂ℓ/∂β = Σ dy; training: ∂ℓ/∂x = γ/σ · (dy − mean(dy) − x̂ · mean(dy·x̂)) with batch means;
+  // inference: ∂ℓ/∂x = γ/σ · dy.
+  void backward(const thread_context& ctx, const activation<T>& x, const activation<T>&, const activation<T>& dy,
+                activation<T>* dx) override {
+    thread_state& st = state_[ctx.thread];
+    const std::size_t len = x.n * x.plane();
+    std::vector<double>& sums = st.sums;
+    sums.assign(2 * c_ + 1, 0.0);
+    for (std::size_t k = 0; k < c_; ++k) {
+      const T* a = x.channel(k);
+      const T* g = dy.channel(k);
+      const double m = st.mean[k], is = st.inv_std[k];
+      double sg = 0.0, sgx = 0.0;
+      for (std::size_t j = 0; j < len; ++j) sg += g[j], sgx += double(g[j]) * ((a[j] - m) * is);
+      sums[2 * k] = sg, sums[2 * k + 1] = sgx;
+    }
+    sums[2 * c_] = static_cast<double>(len);
+    std::vector<T>& gg = this->thread_grad(0, ctx);
+    std::vector<T>& gb = this->thread_grad(1, ctx);
+    for (std::size_t k = 0; k < c_; ++k) gg[k] = static_cast<T>(sums[2 * k + 1]), gb[k] = static_cast<T>(sums[2 * k]);
+    if (ctx.training) ctx.all_reduce(sums);
+    if (dx == nullptr) return;
+    dx->resize(x.sample_shape(), x.n);
+    const T* gamma = this->params_[0].value.data();
+    const double count = sums[2 * c_];
+    for (std::size_t k = 0; k < c_; ++k) {
+      const T* a = x.channel(k);
+      const T* g = dy.channel(k);
+      T* d = dx->channel(k);
+      const double is = st.inv_std[k];
+      const T scale = static_cast<T>(gamma[k] * is);
+      if (ctx.training) {
+        const T mg = static_cast<T>(sums[2 * k] / count), mgx = static_cast<T>(sums[2 * k + 1] / count);
+        const T m = static_cast<T>(st.mean[k]), ist = static_cast<T>(is);
+        for (std::size_t j = 0; j < len; ++j) d[j] = scale * (g[j] - mg - (a[j] - m) * ist * mgx);
+      } else {
+        for (std::size_t j = 0; j < len; ++j) d[j] = scale * g[j];
+      }
+    }
+  }
+
+ private:
+  struct thread_state {
+    std::vector<double> mean, inv_std, sums;
+  };
+  std::size_t c_;
+  double momentum_, eps_;
+  std::vector<double> running_mean_, running_var_;
+  std::vector<thread_state> state_;
+};
+
+}  // namespace bipq::eigen
