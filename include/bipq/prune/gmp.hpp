@@ -1,0 +1,96 @@
+#pragma once
+// Gradual magnitude pruning (Zhu & Gupta 2017, "To prune, or not to prune"): one training run during which the
+// sparsity follows the cubic schedule s_t = s_f + (s_i − s_f)(1 − (t − t₀)/(nΔt))³, pruning the smallest-magnitude
+// surviving weights every Δt steps. No rewinding, no retraining: the cheapest of the baselines.
+
+#include <cstddef>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "bipq/callbacks/callback.hpp"
+#include "bipq/prune/common.hpp"
+#include "bipq/schedule/cubic.hpp"
+
+namespace bipq {
+
+struct gmp_params {
+  pruning_options common{};      ///< target_density = 1 − s_f; train.epochs is the length of the single run
+  double initial_sparsity = 0.0;  ///< s_i
+  double begin_fraction = 0.0;    ///< t₀ as a fraction of the run's steps, in [0, 1)
+  double end_fraction = 0.75;     ///< t₀ + nΔt as a fraction of the run's steps, in (begin_fraction, 1]
+  std::size_t frequency = 50;     ///< Δt: steps between two pruning events (> 0)
+
+  void validate() const {
+    common.validate("gmp_params");
+    if (!(initial_sparsity >= 0.0 && initial_sparsity < 1.0 - common.target_density + 1e-12))
+      throw std::invalid_argument("gmp_params: 'initial_sparsity' must be in [0, 1 - target_density]");
+    if (!(begin_fraction >= 0.0 && begin_fraction < 1.0))
+      throw std::invalid_argument("gmp_params: 'begin_fraction' must be in [0, 1)");
+    if (!(end_fraction > begin_fraction && end_fraction <= 1.0))
+      throw std::invalid_argument("gmp_params: 'end_fraction' must be in (begin_fraction, 1]");
+    if (frequency == 0) throw std::invalid_argument("gmp_params: 'frequency' must be > 0");
+  }
+};
+
+namespace detail {
+/// Prunes on the cubic schedule from inside the training run, and records every epoch.
+template <class T>
+struct gmp_pruner {
+  const gmp_params& params;
+  mask_state<T>& state;
+  const stopwatch& clock;
+  std::vector<prune_record>& history;
+  cubic_schedule schedule{};
+  double current_sparsity = -1.0;
+
+  void begin(const run_info& run) {
+    const std::size_t steps = run.total_epochs * run.steps_per_epoch;
+    schedule.initial_sparsity = params.initial_sparsity;
+    schedule.final_sparsity = 1.0 - params.common.target_density;
+    schedule.begin_step = static_cast<std::size_t>(params.begin_fraction * double(steps));
+    schedule.end_step = std::max(schedule.begin_step + 1, static_cast<std::size_t>(params.end_fraction * double(steps)));
+    prune_at(0);
+  }
+  void step_taken(const step_info& s) {
+    const std::size_t t = s.step + 1;  // steps taken so far
+    if (t >= schedule.begin_step && ((t - schedule.begin_step) % params.frequency == 0 || t == schedule.end_step))
+      prune_at(t);
+  }
+  void end_epoch(const epoch_info<T>& e) {
+    prune_record r = state.record(e.epoch + 1, "train");
+    r.train_loss = e.train_loss;
+    r.test_loss = e.test_loss;
+    r.test_accuracy = e.test_accuracy;
+    r.seconds = clock.seconds();
+    history.push_back(r);
+  }
+  void prune_at(std::size_t t) {
+    const double s = schedule.sparsity(t);
+    if (s <= current_sparsity) return;
+    current_sparsity = s;
+    state.prune_to_density(1.0 - s, params.common.scope, params.common.structure);
+  }
+};
+}  // namespace detail
+
+/// Runs GMP on `problem` from its current parameter values: one record before training, one per epoch.
+template <bilevel_problem P, class... Callbacks>
+prune_result<typename P::scalar_type> gmp(P& problem, const gmp_params& params, Callbacks&&... callbacks) {
+  using T = typename P::scalar_type;
+  params.validate();
+  check_callbacks<T, Callbacks...>();
+  detail::stopwatch clock;
+  const std::span<const parameter<T>> ps = problem.parameters();
+  detail::mask_state<T> state(ps, params.common);
+  std::vector<prune_record> history{state.record(0, "dense")};
+  detail::gmp_pruner<T> pruner{params, state, clock, history};
+  // The masks change during the run: train() reads them at every step and keeps masked weights at zero.
+  const std::vector<std::span<const T>> masks = state.train_masks();
+  const auto trained = train(problem, params.common.train, std::span<const std::span<const T>>(masks), pruner,
+                             callbacks...);
+  return detail::finish<T>("gmp", state, std::move(history), clock,
+                           trained.reason == train_termination::callback_stop);
+}
+
+}  // namespace bipq

@@ -1,0 +1,86 @@
+#pragma once
+// Iterative magnitude pruning with rewinding (the lottery ticket procedure; Frankle & Carbin, ICLR 2019; rewinding
+// to an early epoch: Frankle et al., ICML 2020): train, remove `rate` of the surviving weights by magnitude, rewind
+// the survivors to their initial (or early-epoch) values, retrain; repeat until the target density.
+
+#include <cmath>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "bipq/callbacks/callback.hpp"
+#include "bipq/prune/common.hpp"
+#include "bipq/schedule/geometric.hpp"
+
+namespace bipq {
+
+struct imp_params {
+  pruning_options common{};
+  double rate = 0.2;             ///< fraction of the surviving weights removed per round, in (0, 1)
+  std::size_t rewind_epoch = 0;  ///< 0: rewind to initialisation; e > 0: to the weights after e dense epochs
+
+  void validate() const {
+    common.validate("imp_params");
+    if (!(rate > 0.0 && rate < 1.0)) throw std::invalid_argument("imp_params: 'rate' must be in (0, 1)");
+    if (rewind_epoch > common.train.epochs)
+      throw std::invalid_argument("imp_params: 'rewind_epoch' must be <= common.train.epochs");
+  }
+};
+
+namespace detail {
+/// Captures all parameter values at the end of dense epoch `epoch` (1-based), for rewinding.
+template <class T>
+struct capture_epoch {
+  std::span<const parameter<T>> params;
+  std::size_t epoch;
+  parameter_values<T>* out;
+  void end_epoch(const epoch_info<T>& e) {
+    if (e.epoch + 1 == epoch) *out = snapshot(params);
+  }
+};
+
+/// Densities after each round: (1 − rate)^t rounded to whole weights of `total`, the last one the target.
+inline std::vector<double> geometric_densities(std::size_t total, double target, double rate) {
+  const auto target_count = static_cast<std::size_t>(std::max(1L, std::lround(target * double(total))));
+  std::vector<double> d;
+  for (std::size_t k : geometric_schedule(total, target_count, rate)) d.push_back(double(k) / double(total));
+  return d;
+}
+}  // namespace detail
+
+/// Runs IMP on `problem`, whose current parameter values are the initialisation. One record for the dense run and
+/// one per pruning round. Callbacks see every training run (step_taken, end_epoch).
+template <bilevel_problem P, class... Callbacks>
+prune_result<typename P::scalar_type> imp(P& problem, const imp_params& params, Callbacks&&... callbacks) {
+  using T = typename P::scalar_type;
+  params.validate();
+  check_callbacks<T, Callbacks...>();
+  detail::stopwatch clock;
+  const std::span<const parameter<T>> ps = problem.parameters();
+  detail::mask_state<T> state(ps, params.common);
+  detail::parameter_values<T> rewind_point = detail::snapshot(ps);
+
+  std::vector<prune_record> history;
+  prune_record dense = state.record(0, "dense");
+  bool stopped;
+  if (params.rewind_epoch > 0) {
+    detail::capture_epoch<T> capture{ps, params.rewind_epoch, &rewind_point};
+    stopped = detail::train_and_record(problem, params.common.train, state, dense, clock, capture, callbacks...);
+  } else {
+    stopped = detail::train_and_record(problem, params.common.train, state, dense, clock, callbacks...);
+  }
+  history.push_back(dense);
+
+  const auto densities = detail::geometric_densities(state.total(), params.common.target_density, params.rate);
+  for (std::size_t t = 0; t < densities.size() && !stopped; ++t) {
+    state.prune_to_density(densities[t], params.common.scope, params.common.structure);
+    detail::restore(ps, rewind_point);
+    state.apply();
+    prune_record r = state.record(t + 1, "prune");
+    stopped = detail::train_and_record(problem, params.common.train, state, r, clock, callbacks...);
+    history.push_back(r);
+  }
+  return detail::finish<T>("imp", state, std::move(history), clock, stopped);
+}
+
+}  // namespace bipq

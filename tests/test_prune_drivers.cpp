@@ -1,0 +1,216 @@
+// The pruning drivers on a small model: densities reached exactly, pruned weights stay zero, schedules followed,
+// results reproducible bit for bit.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "bipq/prune/gmp.hpp"
+#include "bipq/prune/imp.hpp"
+#include "bipq/prune/omp.hpp"
+#include "bipq/prune/sap.hpp"
+#include "prune_test_model.hpp"
+
+using bipq::testing::cluster_mlp;
+
+namespace {
+bipq::pruning_options small_run(double density) {
+  bipq::pruning_options o;
+  o.target_density = density;
+  o.train.epochs = 2;
+  o.train.batch_size = 32;
+  o.train.sgd.learning_rate = 0.05;
+  o.train.seed = 3;
+  return o;
+}
+
+/// Every masked weight of every prunable tensor is exactly zero in the model.
+template <class Model, class Result>
+void check_pruned_weights_are_zero(const Model& model, const Result& result) {
+  const auto& ps = model.parameters();
+  for (std::size_t j = 0; j < result.prunable.size(); ++j) {
+    const auto& value = ps[result.prunable[j]].value;
+    const auto& mask = result.masks[j];
+    REQUIRE(mask.size() == value.size());
+    for (std::size_t i = 0; i < mask.size(); ++i) {
+      CHECK((mask[i] == 0.0 || mask[i] == 1.0));
+      if (mask[i] == 0.0) CHECK(value[i] == 0.0);
+    }
+  }
+}
+
+std::size_t total_prunable(const cluster_mlp& m) { return m.parameters()[0].value.size() + m.parameters()[2].value.size(); }
+
+std::size_t kept(const std::vector<std::vector<double>>& masks) {
+  std::size_t k = 0;
+  for (const auto& m : masks) k += static_cast<std::size_t>(std::count(m.begin(), m.end(), 1.0));
+  return k;
+}
+}  // namespace
+
+TEST_CASE("imp: rounds follow round(n 0.8^t), the last keeps exactly the target, pruned weights stay zero") {
+  cluster_mlp model(1);
+  const std::size_t n = total_prunable(model);  // 128 + 64 = 192
+  bipq::imp_params p{.common = small_run(0.1)};
+  const auto result = bipq::imp(model, p);
+  const std::size_t target = static_cast<std::size_t>(std::lround(0.1 * double(n)));
+  REQUIRE(result.history.size() == 1 + bipq::geometric_rounds(double(target) / double(n), 0.2));
+  CHECK(result.history[0].density == 1.0);
+  for (std::size_t t = 1; t + 1 < result.history.size(); ++t) {
+    const double expected = std::round(double(n) * std::pow(0.8, double(t))) / double(n);
+    CHECK(result.history[t].density == doctest::Approx(expected).epsilon(1e-12));
+  }
+  CHECK(kept(result.masks) == target);
+  CHECK(result.final_record().density == doctest::Approx(double(target) / double(n)));
+  check_pruned_weights_are_zero(model, result);
+  // biases are never pruned
+  CHECK(result.prunable == std::vector<std::size_t>{0, 2});
+  // training between rounds works: the dense and the lightly pruned models classify the clusters well
+  CHECK(result.history[0].test_accuracy > 0.9);
+  CHECK(result.history[1].test_accuracy > 0.85);
+}
+
+TEST_CASE("imp: a weight once pruned stays exactly zero at every later epoch end, through every round") {
+  cluster_mlp model(2);
+  bipq::imp_params p{.common = small_run(0.2)};
+  p.common.train.epochs = 1;
+  struct zero_watch {
+    const cluster_mlp* model;
+    std::vector<std::vector<bool>> zeros;  // per epoch end: which prunable weights are exactly zero
+    void end_epoch(const bipq::epoch_info<double>&) {
+      std::vector<bool> z;
+      for (std::size_t i : {0u, 2u})
+        for (double v : model->parameters()[i].value) z.push_back(v == 0.0);
+      zeros.push_back(std::move(z));
+    }
+  } watch{&model, {}};
+  const auto result = bipq::imp(model, p, watch);
+  REQUIRE(watch.zeros.size() == result.history.size());  // one epoch per training run
+  for (std::size_t e = 1; e < watch.zeros.size(); ++e)
+    for (std::size_t i = 0; i < watch.zeros[e].size(); ++i)
+      if (watch.zeros[e - 1][i]) CHECK(watch.zeros[e][i]);
+  for (std::size_t t = 1; t < result.history.size(); ++t)
+    CHECK(result.history[t].density < result.history[t - 1].density);
+  check_pruned_weights_are_zero(model, result);
+}
+
+TEST_CASE("imp with per-tensor scope keeps the same fraction of every tensor") {
+  cluster_mlp model(3);
+  bipq::imp_params p{.common = small_run(0.25)};
+  p.common.scope = bipq::mask_scope::per_tensor;
+  p.common.train.epochs = 1;
+  const auto result = bipq::imp(model, p);
+  CHECK(std::count(result.masks[0].begin(), result.masks[0].end(), 1.0) == 32);  // 0.25 · 128
+  CHECK(std::count(result.masks[1].begin(), result.masks[1].end(), 1.0) == 16);  // 0.25 · 64
+  check_pruned_weights_are_zero(model, result);
+}
+
+TEST_CASE("imp with filter structure removes whole output neurons") {
+  cluster_mlp model(4);
+  bipq::imp_params p{.common = small_run(0.5)};
+  p.common.structure = bipq::mask_structure::filter;
+  p.common.prunable.kinds = {bipq::parameter_kind::linear_weight};
+  p.common.prunable.exclude_names = {"fc2.weight"};  // never remove a class
+  p.common.train.epochs = 1;
+  const auto result = bipq::imp(model, p);
+  REQUIRE(result.prunable == std::vector<std::size_t>{0});
+  const auto& m = result.masks[0];
+  std::size_t rows_kept = 0;
+  for (std::size_t r = 0; r < cluster_mlp::hidden; ++r) {
+    const auto first = m.begin() + std::ptrdiff_t(r * cluster_mlp::in);
+    const auto ones = std::count(first, first + cluster_mlp::in, 1.0);
+    CHECK((ones == 0 || ones == std::ptrdiff_t(cluster_mlp::in)));
+    rows_kept += ones > 0;
+  }
+  CHECK(rows_kept == 8);
+}
+
+TEST_CASE("omp: one prune to the target, exactly k kept, zeros stay zero") {
+  cluster_mlp model(5);
+  const auto result = bipq::omp(model, bipq::omp_params{.common = small_run(0.05)});
+  REQUIRE(result.history.size() == 2);
+  CHECK(kept(result.masks) == static_cast<std::size_t>(std::lround(0.05 * 192)));
+  check_pruned_weights_are_zero(model, result);
+}
+
+TEST_CASE("gmp: density decreases along the cubic schedule to exactly the target within one run") {
+  cluster_mlp model(6);
+  bipq::gmp_params p{.common = small_run(0.1)};
+  p.common.train.epochs = 4;
+  p.frequency = 5;
+  const auto result = bipq::gmp(model, p);
+  REQUIRE(result.history.size() == 5);
+  for (std::size_t t = 1; t < result.history.size(); ++t)
+    CHECK(result.history[t].density <= result.history[t - 1].density);
+  CHECK(kept(result.masks) == static_cast<std::size_t>(std::lround(0.1 * 192)));
+  check_pruned_weights_are_zero(model, result);
+}
+
+TEST_CASE("sap: each round prunes c_t = floor(d min(gamma (1 - r/d), beta)) of the d survivors") {
+  cluster_mlp model(7);
+  bipq::sap_params p{.common = small_run(0.01)};
+  p.rounds = 4;
+  p.rule.gamma = 0.5;  // slower than the default so that several rounds happen
+  const auto result = bipq::sap(model, p);
+  const std::size_t n = 192;
+  REQUIRE(result.history.size() >= 2);
+  for (std::size_t t = 1; t < result.history.size(); ++t) {
+    const auto d = static_cast<std::size_t>(std::lround(result.history[t - 1].density * double(n)));
+    const auto now = static_cast<std::size_t>(std::lround(result.history[t].density * double(n)));
+    // the record's PQ Index (p = 0.5, q = 1) is measured after training: the one the next round prunes from
+    const std::size_t c = bipq::sap_prune_count(d, result.history[t - 1].pq_index, p.rule);
+    CHECK(d - now == c);
+  }
+  check_pruned_weights_are_zero(model, result);
+}
+
+TEST_CASE("sap never prunes below its density floor and handles neuron scope") {
+  cluster_mlp model(8);
+  bipq::sap_params p{.common = small_run(0.3)};
+  p.rounds = 6;
+  p.rule.gamma = 3.0;
+  p.scope = bipq::sap_scope::neuron;
+  p.common.train.epochs = 1;
+  const auto result = bipq::sap(model, p);
+  // every neuron (row) keeps at least ceil(0.3 · its fan-in)
+  for (std::size_t j = 0; j < result.masks.size(); ++j) {
+    const std::size_t cols = j == 0 ? cluster_mlp::in : cluster_mlp::hidden;
+    for (std::size_t r = 0; r < result.masks[j].size() / cols; ++r) {
+      const auto first = result.masks[j].begin() + std::ptrdiff_t(r * cols);
+      CHECK(std::count(first, first + std::ptrdiff_t(cols), 1.0) >= std::ptrdiff_t(std::ceil(0.3 * double(cols))));
+    }
+  }
+  check_pruned_weights_are_zero(model, result);
+}
+
+TEST_CASE("drivers are deterministic: same seed, same masks and weights, bit for bit") {
+  auto run = [](auto driver) {
+    cluster_mlp model(9);
+    const auto r = driver(model);
+    std::vector<double> w;
+    for (const auto& prm : model.parameters()) w.insert(w.end(), prm.value.begin(), prm.value.end());
+    return std::make_pair(r.masks, w);
+  };
+  auto imp_run = [](cluster_mlp& m) { return bipq::imp(m, bipq::imp_params{.common = small_run(0.3)}); };
+  auto sap_run = [](cluster_mlp& m) { return bipq::sap(m, bipq::sap_params{.common = small_run(0.1), .rounds = 2}); };
+  auto gmp_run = [](cluster_mlp& m) { return bipq::gmp(m, bipq::gmp_params{.common = small_run(0.2)}); };
+  CHECK(run(imp_run) == run(imp_run));
+  CHECK(run(sap_run) == run(sap_run));
+  CHECK(run(gmp_run) == run(gmp_run));
+}
+
+TEST_CASE("driver parameters are validated with the field named") {
+  cluster_mlp model(10);
+  CHECK_THROWS_WITH_AS(bipq::imp(model, bipq::imp_params{.common = small_run(0.0)}),
+                       doctest::Contains("target_density"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(bipq::imp(model, bipq::imp_params{.common = small_run(0.1), .rate = 1.5}),
+                       doctest::Contains("rate"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(bipq::sap(model, bipq::sap_params{.common = small_run(0.1), .rounds = 0}),
+                       doctest::Contains("rounds"), std::invalid_argument);
+  bipq::sap_params bad_rule{.common = small_run(0.1)};
+  bad_rule.rule.q = 0.4;
+  CHECK_THROWS_WITH_AS(bipq::sap(model, bad_rule), doctest::Contains("'q'"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(bipq::gmp(model, bipq::gmp_params{.common = small_run(0.1), .frequency = 0}),
+                       doctest::Contains("frequency"), std::invalid_argument);
+}
