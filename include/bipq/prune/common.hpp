@@ -76,6 +76,15 @@ struct prune_result {
 
 namespace detail {
 
+/// The selection a driver prunes with: the user's, except that filter pruning defaults to conv weights only (removing
+/// output neurons of the last linear layer would remove classes).
+inline prunable_selection effective_selection(const pruning_options& options) {
+  prunable_selection selection = options.prunable;
+  if (options.structure == mask_structure::filter && selection.kinds == prunable_selection{}.kinds)
+    selection.kinds = {parameter_kind::conv_weight};
+  return selection;
+}
+
 template <class T>
 using parameter_values = std::vector<std::vector<T>>;
 
@@ -99,10 +108,7 @@ template <class T>
 class mask_state {
  public:
   mask_state(std::span<const parameter<T>> params, const pruning_options& options) : params_(params) {
-    prunable_selection selection = options.prunable;
-    if (options.structure == mask_structure::filter && selection.kinds == prunable_selection{}.kinds)
-      selection.kinds = {parameter_kind::conv_weight};
-    prunable_ = prunable_indices(params, selection);
+    prunable_ = prunable_indices(params, effective_selection(options));
     if (prunable_.empty()) throw std::invalid_argument("pruning driver: the model has no prunable parameter");
     for (std::size_t i : prunable_) masks_.emplace_back(params[i].value.size(), T(1));
   }
@@ -120,6 +126,16 @@ class mask_state {
     std::size_t n = 0;
     for (const auto& m : masks_) n += static_cast<std::size_t>(std::count(m.begin(), m.end(), T(1)));
     return n;
+  }
+
+  /// Replaces the masks by ones computed elsewhere (the bi-level solver), for the same prunable tensors.
+  void set_masks(const std::vector<std::size_t>& prunable, const std::vector<std::vector<T>>& masks) {
+    if (prunable != prunable_ || masks.size() != masks_.size())
+      throw std::invalid_argument("mask_state::set_masks(): the masks are for other tensors");
+    for (std::size_t j = 0; j < masks.size(); ++j) {
+      if (masks[j].size() != masks_[j].size()) throw std::invalid_argument("mask_state::set_masks(): mask size differs");
+      masks_[j] = masks[j];
+    }
   }
 
   /// One span per parameter, in parameters() order, empty for parameters that are not pruned: what train() takes.
