@@ -42,3 +42,28 @@ TEST_CASE("cubic schedule follows s_f + (s_i - s_f)(1 - (t - t0)/(n dt))^3") {
   CHECK_THROWS_WITH_AS((bipq::cubic_schedule{.final_sparsity = 1.0}.validate()), doctest::Contains("final_sparsity"),
                        std::invalid_argument);
 }
+
+#include "bipq/schedule/sap.hpp"
+
+TEST_CASE("sap rule: r = ceil(d (1+eta)^(-q/(q-p)) (1-I)^(qp/(q-p))), c = floor(d min(gamma (1 - r/d), beta))") {
+  const bipq::sap_rule rule{};  // p = 0.5, q = 1: r = ceil(d (1 - I)), c = floor(d min(I', 0.9)) with I' = 1 - r/d
+  for (std::size_t d : {1u, 7u, 100u, 12345u}) {
+    for (double pq : {0.0, 0.05, 0.3, 0.77, 0.99}) {
+      const double r = std::ceil(double(d) * (1.0 - pq) - 1e-9);
+      CHECK(bipq::sap_retained_count(d, pq, rule) == static_cast<std::size_t>(r));
+      const double c = std::floor(double(d) * std::min(1.0 - r / double(d), 0.9) + 1e-9);
+      CHECK(bipq::sap_prune_count(d, pq, rule) == static_cast<std::size_t>(c));
+    }
+  }
+  // q = 2, p = 1, eta = 0.5: exponents q/(q-p) = 2 and qp/(q-p) = 2
+  const bipq::sap_rule r2{.p = 1.0, .q = 2.0, .eta_r = 0.5, .gamma = 2.0, .beta = 0.5};
+  const double r = std::ceil(1000.0 * std::pow(1.5, -2.0) * std::pow(1.0 - 0.2, 2.0) - 1e-9);
+  CHECK(bipq::sap_retained_count(1000, 0.2, r2) == static_cast<std::size_t>(r));
+  CHECK(bipq::sap_prune_count(1000, 0.2, r2) ==
+        static_cast<std::size_t>(std::floor(1000.0 * std::min(2.0 * (1.0 - r / 1000.0), 0.5) + 1e-9)));
+  // a dense constant-like scope (I = 0) keeps everything; an empty scope prunes nothing
+  CHECK(bipq::sap_prune_count(500, 0.0, rule) == 0);
+  CHECK(bipq::sap_prune_count(0, 0.5, rule) == 0);
+  CHECK_THROWS_WITH_AS(bipq::sap_prune_count(10, 0.5, bipq::sap_rule{.beta = 0.0}), doctest::Contains("beta"),
+                       std::invalid_argument);
+}
