@@ -174,6 +174,39 @@ TEST_CASE_TEMPLATE("top_k_mask_global keeps k in total, ties to lower tensor the
   }
 }
 
+TEST_CASE_TEMPLATE("top_k_mask is exact when a strided sample misrepresents the scores", T, float, double) {
+  // Every 4th entry is large: a sample taken at a stride of 4 sees only those, so the sampled bracket misses and
+  // the exact histogram selection must take over.
+  std::mt19937_64 rng(21);
+  for (std::size_t n : {std::size_t(70000), std::size_t(262144)}) {
+    std::vector<T> s = tied_scores<T>(n, rng, 50);
+    for (std::size_t i = 0; i < n; i += 4) s[i] += T(1000);
+    for (std::size_t k : {n / 8, n / 2, n - 3}) {
+      std::vector<T> mask(n);
+      bipq::top_k_mask<T>(s, k, mask);
+      CHECK(mask == reference_top_k<T>({s}, k, nullptr, false)[0]);
+    }
+  }
+}
+
+TEST_CASE_TEMPLATE("top_k_mask may write its mask over its scores or its eligibility", T, float, double) {
+  std::mt19937_64 rng(31);
+  for (std::size_t n : {std::size_t(300), std::size_t(100000)}) {
+    const std::vector<T> s = tied_scores<T>(n, rng, 20);
+    std::vector<T> eligible(n);
+    for (auto& e : eligible) e = (rng() % 2) ? T(1) : T(0);
+    const std::size_t k = ones(eligible) / 3;
+    const std::vector<std::vector<T>> el{eligible};
+    const auto expected = reference_top_k<T>({s}, k, &el, false)[0];
+    std::vector<T> over_scores = s;
+    bipq::top_k_mask<T>(over_scores, k, over_scores, eligible);
+    CHECK(over_scores == expected);
+    std::vector<T> over_eligible = eligible;
+    bipq::top_k_mask<T>(s, k, over_eligible, over_eligible);
+    CHECK(over_eligible == expected);
+  }
+}
+
 TEST_CASE("top_k_mask orders negative scores and signed zeros by value") {
   const std::vector<double> s{-3.0, -0.0, 0.0, -1.0, -0.0, 2.0};
   std::vector<double> mask(s.size());

@@ -15,6 +15,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <span>
 #include <stdexcept>
@@ -146,7 +147,7 @@ inline typename ordered_key<T>::type score_key(T x, typename ordered_key<T>::typ
   if constexpr (kind == score_kind::magnitude) {
     return raw_abs | K::sign;
   } else {
-    if (raw_abs == 0) b = 0;  // −0 == +0
+    b &= U(0) - U(raw_abs != 0);                // −0 == +0
     const U neg = U(0) - (b >> (K::bits - 1));  // all ones if negative
     return b ^ (neg | K::sign);
   }
@@ -209,14 +210,189 @@ template <class T>
   throw std::invalid_argument(std::string(func) + "(): " + arg + " contains NaN or Inf");
 }
 
+/// True if some span of `a` shares memory with some span of `b`.
+template <class T>
+bool any_overlap(std::span<const std::span<T>> a, std::span<const std::span<const T>> b) {
+  const std::less<const T*> before;
+  for (const auto& x : a) {
+    for (const auto& y : b) {
+      if (!x.empty() && !y.empty() && before(x.data(), y.data() + y.size()) && before(y.data(), x.data() + x.size())) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
 /// Below this total size the histogram (65 536 buckets) costs more than it saves; nth_element on keys is used.
 inline constexpr std::size_t radix_min_size = std::size_t(1) << 15;
+
+/// Threshold key t of the `need`-th largest of `keys` (reordered) and how many entries equal to t are kept, the
+/// first ones in order: keys > t are kept, and the first `ties_kept` keys equal to t.
+template <class U>
+struct key_threshold {
+  U key;
+  std::size_t ties_kept;
+};
+
+template <class U>
+key_threshold<U> find_key_threshold(std::vector<U>& keys, std::size_t need) {
+  std::nth_element(keys.begin(), keys.begin() + std::ptrdiff_t(need - 1), keys.end(), std::greater<U>());
+  const U t = keys[need - 1];
+  std::size_t above = 0;
+  for (std::size_t r = 0; r + 1 < need; ++r) above += keys[r] > t;  // the first need−1 are all ≥ t
+  return {t, need - above};
+}
+
+/// mask[i] = 1 where eligible and key > t_hi, else 0; counts those (`above`) and the eligible keys in
+/// [t_lo, t_hi] (`inside`). Written without branches so that the compiler vectorises it.
+template <score_kind kind, bool with_eligible, class T, class U>
+void bracket_pass(const T* x, const T* e, T* m, std::size_t n, U t_lo, U t_hi, std::size_t& above,
+                  std::size_t& inside) {
+  const U width = t_hi - t_lo;
+  std::size_t a = 0, b = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    U raw;
+    const U key = score_key<kind>(x[i], raw);
+    bool in = true;
+    if constexpr (with_eligible) in = e[i] != T(0);
+    const bool keep = in & (key > t_hi);
+    m[i] = keep ? T(1) : T(0);
+    a += keep;
+    b += in & (U(key - t_lo) <= width);
+  }
+  above += a;
+  inside += b;
+}
+
+/// Sampled bracket (Floyd & Rivest 1975, "Expected time bounds for selection"): the keys of a strided sample of
+/// the eligible entries give t_lo ≤ t_hi that bracket the k-th largest key with overwhelming probability (±4
+/// standard deviations of the sample quantile); one pass keeps keys > t_hi, drops keys < t_lo and collects the
+/// keys in [t_lo, t_hi] in order, among which nth_element finds the exact threshold. Returns false, with the masks
+/// in an unspecified state, if the bracket missed; the caller then runs the histogram selection.
+/// Preconditions (checked by the caller): finite scores, 0 < k < n_eligible.
+template <score_kind kind, class T>
+bool select_top_k_sampled(std::span<const std::span<const T>> scores, std::size_t k,
+                          std::span<const std::span<T>> masks, std::span<const std::span<const T>> eligible,
+                          bool has_eligible, std::size_t total, std::size_t n_eligible) {
+  using U = typename ordered_key<T>::type;
+  // About 1/16 of the entries, at most 65 536: the bracket then holds about 8σ/s ≈ 1% of the entries.
+  const std::size_t target_sample = std::min<std::size_t>(65536, std::max<std::size_t>(1, total / 16));
+  const std::size_t stride = std::max<std::size_t>(1, total / target_sample);
+  std::vector<U> sample;
+  sample.reserve(total / stride + 1);
+  {
+    std::size_t offset = 0;  // flat index of scores[j][0] in the concatenation
+    for (std::size_t j = 0; j < scores.size(); ++j) {
+      const std::size_t first = (offset + stride - 1) / stride * stride - offset;
+      for (std::size_t i = first; i < scores[j].size(); i += stride) {
+        if (!has_eligible || eligible[j][i] != T(0)) {
+          U raw;
+          sample.push_back(score_key<kind>(scores[j][i], raw));
+        }
+      }
+      offset += scores[j].size();
+    }
+  }
+  const std::size_t s = sample.size();
+  if (s < 1024) return false;
+  const double q = double(k) / double(n_eligible);
+  const double rank = q * double(s);
+  const double spread = 4.0 * std::sqrt(double(s) * q * (1.0 - q)) + 8.0;
+  // Descending ranks (0 = largest) of the bracket's ends in the sample.
+  const double rank_hi = rank - spread, rank_lo = rank + spread;
+  U t_hi = std::numeric_limits<U>::max(), t_lo = 0;
+  if (rank_hi >= 0.0) {
+    const auto r = std::ptrdiff_t(rank_hi);
+    std::nth_element(sample.begin(), sample.begin() + r, sample.end(), std::greater<U>());
+    t_hi = sample[std::size_t(r)];
+  }
+  if (rank_lo < double(s - 1)) {
+    const auto r = std::ptrdiff_t(rank_lo);
+    std::nth_element(sample.begin(), sample.begin() + r, sample.end(), std::greater<U>());
+    t_lo = sample[std::size_t(r)];
+  }
+  const U width = t_hi - t_lo;
+
+  // Pass A (branch-free, vectorised): keys above the bracket kept, everything else 0; count both kinds.
+  std::size_t above = 0, inside = 0;
+  for (std::size_t j = 0; j < scores.size(); ++j) {
+    if (has_eligible) {
+      bracket_pass<kind, true>(scores[j].data(), eligible[j].data(), masks[j].data(), scores[j].size(), t_lo, t_hi,
+                               above, inside);
+    } else {
+      bracket_pass<kind, false>(scores[j].data(), static_cast<const T*>(nullptr), masks[j].data(), scores[j].size(), t_lo, t_hi, above,
+                                inside);
+    }
+  }
+  if (above > k || k > above + inside) return false;
+  const std::size_t need = k - above;
+  if (need == 0) return true;  // the entries inside the bracket are already 0
+
+  // Pass B: the entries inside the bracket, in order (tensor, then index).
+  std::vector<U> candidate_keys;
+  std::vector<T*> candidate_masks;
+  candidate_keys.reserve(inside);
+  candidate_masks.reserve(inside);
+  for (std::size_t j = 0; j < scores.size(); ++j) {
+    const T* x = scores[j].data();
+    T* m = masks[j].data();
+    const T* e = has_eligible ? eligible[j].data() : nullptr;
+    const std::size_t n = scores[j].size();
+    // Full blocks of 32 are tested at once (vectorised); only the few with an entry inside are walked.
+    constexpr std::size_t block = 32;
+    for (std::size_t i = 0; i < n; i += block) {
+      const std::size_t end = std::min(n, i + block);
+      if (end - i == block) {
+        unsigned hits = 0;
+        for (std::size_t t = 0; t < block; ++t) {
+          U raw;
+          hits |= unsigned(U(score_key<kind>(x[i + t], raw) - t_lo) <= width);
+        }
+        if (hits == 0) continue;
+      }
+      for (std::size_t t = i; t < end; ++t) {
+        U raw;
+        const U key = score_key<kind>(x[t], raw);
+        if (U(key - t_lo) <= width && (!e || e[t] != T(0))) {
+          candidate_keys.push_back(key);
+          candidate_masks.push_back(m + t);
+        }
+      }
+    }
+  }
+  std::vector<U> keys = candidate_keys;
+  const key_threshold<U> th = find_key_threshold(keys, need);
+  std::size_t ties_left = th.ties_kept;
+  for (std::size_t c = 0; c < candidate_keys.size(); ++c) {
+    const U key = candidate_keys[c];
+    bool keep = key > th.key;
+    if (!keep && key == th.key && ties_left > 0) {
+      --ties_left;
+      keep = true;
+    }
+    *candidate_masks[c] = keep ? T(1) : T(0);
+  }
+  return true;
+}
 
 /// The selection shared by all top-k entry points. Writes 1 to the k selected entries and 0 elsewhere.
 template <score_kind kind, class T>
 void select_top_k(std::span<const std::span<const T>> scores, std::size_t k, std::span<const std::span<T>> masks,
                   std::span<const std::span<const T>> eligible, bool has_eligible, const char* func) {
   check_top_k_lists<T>(scores, masks, eligible, has_eligible, func);
+  // Masks may share storage with the scores or the eligibility (shrinking a mask in place): the inputs are then
+  // read from private copies, since the masks are written before the selection is final.
+  std::vector<std::vector<T>> copies;
+  std::vector<std::span<const T>> copied_scores, copied_eligible;
+  if (any_overlap<T>(masks, scores) || (has_eligible && any_overlap<T>(masks, eligible))) {
+    for (const auto& x : scores) copied_scores.emplace_back(copies.emplace_back(x.begin(), x.end()));
+    scores = copied_scores;
+    if (has_eligible) {
+      for (const auto& x : eligible) copied_eligible.emplace_back(copies.emplace_back(x.begin(), x.end()));
+      eligible = copied_eligible;
+    }
+  }
   const bool list = scores.size() != 1;
   const char* arg = kind == score_kind::magnitude ? "w" : "scores";
   std::size_t total = 0;
@@ -251,19 +427,8 @@ void select_top_k(std::span<const std::span<const T>> scores, std::size_t k, std
     using K = ordered_key<T>;
     using U = typename K::type;
 
-    // Finds the threshold key t and how many entries equal to t (the first ones in order) are kept, from the
-    // keys of the candidate entries; `need` ≥ 1 of the candidates are kept.
-    struct threshold {
-      U key;
-      std::size_t ties_kept;
-    };
-    auto find_threshold = [](std::vector<U>& keys, std::size_t need) {
-      std::nth_element(keys.begin(), keys.begin() + std::ptrdiff_t(need - 1), keys.end(), std::greater<U>());
-      const U t = keys[need - 1];
-      std::size_t above = 0;
-      for (std::size_t r = 0; r < need - 1; ++r) above += keys[r] > t;  // the first need−1 are all ≥ t
-      return threshold{t, need - above};
-    };
+    using threshold = key_threshold<U>;
+    auto find_threshold = [](std::vector<U>& keys, std::size_t need) { return find_key_threshold(keys, need); };
     // Final pass over one entry: key > t kept; key == t kept while ties remain.
     auto write_final = [](U key, const threshold& th, std::size_t& ties_left) {
       if (key > th.key) return T(1);
@@ -304,6 +469,34 @@ void select_top_k(std::span<const std::span<const T>> scores, std::size_t k, std
       return;
     }
 
+    // Validation first, so that bad input leaves the masks untouched: finiteness and the number of eligible
+    // entries, in one vectorisable pass.
+    {
+      U bad = 0;
+      std::size_t n_eligible = 0;
+      for (std::size_t j = 0; j < scores.size(); ++j) {
+        const T* s = scores[j].data();
+        const std::size_t n = scores[j].size();
+        for (std::size_t i = 0; i < n; ++i) bad |= U(std::bit_cast<U>(s[i]) & ~K::sign) >= K::exponent;
+        if (has_eligible) {
+          const T* e = eligible[j].data();
+          for (std::size_t i = 0; i < n; ++i) n_eligible += e[i] != T(0);
+        } else {
+          n_eligible += n;
+        }
+      }
+      if (bad) throw_not_finite<T>(scores, func, arg, list);
+      if (k > n_eligible) throw std::invalid_argument(k_message(func, k, n_eligible, has_eligible));
+      if (k == 0 || k == n_eligible) {
+        for (std::size_t j = 0; j < scores.size(); ++j) {
+          for (std::size_t i = 0; i < scores[j].size(); ++i) masks[j][i] = (k > 0 && is_eligible(j, i)) ? T(1) : T(0);
+        }
+        return;
+      }
+      if (select_top_k_sampled<kind, T>(scores, k, masks, eligible, has_eligible, total, n_eligible)) return;
+    }
+
+    // Fallback when the sampled bracket missed (adversarial or heavily tied data): exact histogram selection.
     // Pass 1: histogram of the high 16 bits of the keys of eligible entries, and the finiteness check.
     constexpr int shift = K::bits - 16;
     std::vector<std::uint32_t> histogram(std::size_t(1) << 16, 0);
