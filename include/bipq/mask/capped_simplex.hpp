@@ -7,11 +7,12 @@
 // m_i = clip(v_i − λ, 0, 1) with the multiplier λ of the sum constraint chosen so that f(λ) = Σ clip(v_i − λ, 0, 1)
 // meets it: for at_most, λ = 0 if f(0) ≤ k, otherwise the λ > 0 with f(λ) = k; for equal, any real λ with f(λ) = k.
 // f is continuous, non-increasing and piecewise linear with breakpoints v_i − 1 and v_i, so λ is found exactly:
-// a randomised (fixed-seed, hence deterministic) search over the breakpoints, like quickselect, narrows an interval
-// (lo, hi) with f(lo) ≥ k ≥ f(hi) until no breakpoint lies inside, then solves the linear piece. Expected O(n),
-// no sort.
+// a search over the breakpoints with sampled pivots (Floyd & Rivest 1975), like a selection, narrows an interval
+// (lo, hi) with f(lo) ≥ k ≥ f(hi) until no breakpoint lies inside, then solves the linear piece. Deterministic,
+// O(n) in practice (each round keeps about 4σ/√s of the open entries), no full sort.
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -32,9 +33,9 @@ namespace bipq {
 enum class simplex_constraint { at_most, equal };
 
 /// The multiplier λ of the projection of v onto the capped simplex, so that the projection is
-/// m_i = clip(v_i − λ, 0, 1). at_most: λ ≥ 0, and λ = 0 when Σ clip(v_i, 0, 1) ≤ k. equal: when f(λ) = k holds on
-/// a whole interval (k = 0, k = n, or a flat piece), a finite end of that interval is returned; every λ in it gives
-/// the same projection. Requires finite v, finite k ≥ 0, and k ≤ n for `equal`.
+/// m_i = clip(v_i − λ, 0, 1). at_most: λ ≥ 0, and λ = 0 when Σ clip(v_i, 0, 1) ≤ k. When f(λ) = k holds on a
+/// whole interval (k = 0, k = n, or a flat piece), a point inside it is returned (its middle, or 1 past its
+/// finite end); every λ in it gives the same projection. Requires finite v, finite k ≥ 0, and k ≤ n for `equal`.
 template <class T>
 double capped_simplex_threshold(std::span<const T> v, double k, simplex_constraint c = simplex_constraint::at_most);
 
@@ -67,81 +68,157 @@ inline void check_capped_simplex(std::size_t n, double k, simplex_constraint c, 
   }
 }
 
+/// Σ_i clip(y_i − p, 0, 1) for two points p at once, with independent partial sums so that it vectorises.
+template <class T>
+void sum_clipped(const T* y, std::size_t n, double p1, double p2, double& f1, double& f2) {
+  constexpr std::size_t lanes = 8;
+  double a[lanes] = {}, b[lanes] = {};
+  std::size_t i = 0;
+  for (; i + lanes <= n; i += lanes) {
+    for (std::size_t j = 0; j < lanes; ++j) {
+      const double x = double(y[i + j]);
+      a[j] += std::min(std::max(x - p1, 0.0), 1.0);
+      b[j] += std::min(std::max(x - p2, 0.0), 1.0);
+    }
+  }
+  for (; i < n; ++i) {
+    const double x = double(y[i]);
+    a[0] += std::min(std::max(x - p1, 0.0), 1.0);
+    b[0] += std::min(std::max(x - p2, 0.0), 1.0);
+  }
+  f1 = 0.0;
+  f2 = 0.0;
+  for (std::size_t j = 0; j < lanes; ++j) {
+    f1 += a[j];
+    f2 += b[j];
+  }
+}
+
+/// True if every entry is finite; branch-free on the bits for float and double, so that it vectorises.
+template <class T>
+bool all_finite(const T* x, std::size_t n) {
+  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
+    using U = std::conditional_t<std::is_same_v<T, float>, std::uint32_t, std::uint64_t>;
+    constexpr U magnitude = std::numeric_limits<U>::max() >> 1;
+    constexpr U exponent = std::is_same_v<T, float> ? U(0x7f800000u) : U(0x7ff0000000000000ull);
+    U bad = 0;
+    for (std::size_t i = 0; i < n; ++i) bad |= U((std::bit_cast<U>(x[i]) & magnitude) >= exponent);
+    return bad == 0;
+  } else {
+    for (std::size_t i = 0; i < n; ++i) {
+      if (!std::isfinite(x[i])) return false;
+    }
+    return true;
+  }
+}
+
 /// λ of the projection, using `scratch` (size ≥ v.size(), may not overlap v) as working storage.
+///
+/// Search over the breakpoints of f: the interval (lo, hi) with f(lo) ≥ k ≥ f(hi) shrinks until no breakpoint is
+/// left inside, entries whose both breakpoints are outside it being folded into counts (at 1, or linear). Pivots
+/// come from a sample of at most 4096 open entries (Floyd & Rivest 1975): the breakpoints of the sample, sorted,
+/// give the root of the sampled f, and two breakpoints ±4σ around it bracket the true root with high probability;
+/// when all open entries fit in the sample, the two pivots are the exact neighbouring breakpoints of the root.
+/// Correctness never depends on the sample: each round moves lo or hi onto a breakpoint that was inside.
 template <class T>
 double capped_simplex_lambda(std::span<const T> v, double k, simplex_constraint c, std::span<T> scratch,
                              const char* func) {
   constexpr double inf = std::numeric_limits<double>::infinity();
+  constexpr std::size_t max_sample = 4096;
   const std::size_t n = v.size();
   double lo = -inf, hi = inf;  // invariant: f(lo) ≥ k ≥ f(hi), with f(−∞) = n, f(+∞) = 0
   double n_one = 0.0;          // entries at 1 on the whole of (lo, hi)
   double n_free = 0.0;         // entries equal to v_i − λ on the whole of (lo, hi)
   double sum_free = 0.0;       // Σ v_i over those
-  std::size_t open = 0;        // entries with a breakpoint inside (lo, hi), kept in scratch[0 .. open)
 
+  if (!all_finite(v.data(), n)) require_finite(v, func, "v");
   if (c == simplex_constraint::at_most) {
-    double f0 = 0.0;
-    bool finite = true;
-    for (std::size_t i = 0; i < n; ++i) {
-      finite &= std::isfinite(v[i]);
-      f0 += std::clamp(double(v[i]), 0.0, 1.0);
-    }
-    if (!finite) require_finite(v, func, "v");
+    double f0 = 0.0, unused = 0.0;
+    sum_clipped(v.data(), n, 0.0, 0.0, f0, unused);
     if (f0 <= k) return 0.0;
     lo = 0.0;  // f(0) > k: λ > 0
-    // Entries with v_i ≤ 0 are 0 on (0, ∞); every other one has its breakpoint v_i inside (0, ∞).
-    for (std::size_t i = 0; i < n; ++i) {
-      if (double(v[i]) > lo) scratch[open++] = v[i];
-    }
-  } else {
-    bool finite = true;
-    for (std::size_t i = 0; i < n; ++i) {
-      finite &= std::isfinite(v[i]);
-      scratch[i] = v[i];
-    }
-    if (!finite) require_finite(v, func, "v");
-    open = n;
   }
 
-  // splitmix64 with a fixed seed: deterministic pivots, expected linear time on any input order.
-  std::uint64_t state = 0x9e3779b97f4a7c15ull;
-  auto next = [&state]() {
-    std::uint64_t z = (state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  };
-
+  // The open entries: at first all of v (read in place), then those with a breakpoint inside (lo, hi), compacted
+  // into scratch. Entries of v without a breakpoint inside contribute correctly to every sum below.
+  const T* open_data = v.data();
+  std::size_t open = n;
+  std::vector<double> sample, breakpoints;
+  auto f_outside = [&](double p) { return n_one + sum_free - n_free * p; };
   while (open > 0) {
-    const std::uint64_t r = next();
-    const double x = double(scratch[r % open]);
-    const bool a_inside = x - 1.0 > lo && x - 1.0 < hi;
-    const bool b_inside = x > lo && x < hi;
-    const double p = (a_inside && (!b_inside || (r >> 63))) ? x - 1.0 : x;
-
-    double f = n_one + sum_free - n_free * p;
-    for (std::size_t i = 0; i < open; ++i) f += std::clamp(double(scratch[i]) - p, 0.0, 1.0);
-    if (f == k) return p;
-    if (f > k) {
-      lo = p;
-    } else {
-      hi = p;
+    // Sample of the open entries (all of them when few), its breakpoints inside (lo, hi), sorted.
+    const std::size_t stride = open <= max_sample ? 1 : open / max_sample;
+    sample.clear();
+    for (std::size_t i = 0; i < open; i += stride) sample.push_back(double(open_data[i]));
+    const bool exact = stride == 1;
+    const double weight = double(open) / double(sample.size());
+    breakpoints.clear();
+    for (const double y : sample) {
+      if (y - 1.0 > lo && y - 1.0 < hi) breakpoints.push_back(y - 1.0);
+      if (y > lo && y < hi) breakpoints.push_back(y);
     }
 
-    std::size_t kept = 0;
-    for (std::size_t i = 0; i < open; ++i) {
-      const double y = double(scratch[i]);
-      if (y <= lo) continue;  // 0 on the interval
-      if (y - 1.0 >= hi) {    // 1 on the interval
-        n_one += 1.0;
-      } else if (y - 1.0 <= lo && y >= hi) {  // linear on the interval
-        n_free += 1.0;
-        sum_free += y;
+    if (!breakpoints.empty()) {
+      std::sort(breakpoints.begin(), breakpoints.end());
+      auto f_sample = [&](double p) {
+        double f = 0.0;
+        for (const double y : sample) f += std::min(std::max(y - p, 0.0), 1.0);
+        return f_outside(p) + weight * f;
+      };
+      // Largest j with f_sample(breakpoints[j]) ≥ k (−1 if none), by bisection: f is non-increasing.
+      std::ptrdiff_t first = 0, last = std::ptrdiff_t(breakpoints.size());
+      while (first < last) {
+        const std::ptrdiff_t mid = first + (last - first) / 2;
+        if (f_sample(breakpoints[std::size_t(mid)]) >= k) {
+          first = mid + 1;
+        } else {
+          last = mid;
+        }
+      }
+      const std::ptrdiff_t root = first - 1, count = std::ptrdiff_t(breakpoints.size());
+      const std::ptrdiff_t margin = exact ? 0 : std::ptrdiff_t(4.0 * std::sqrt(double(count))) + 1;
+      // Pivots on both sides of the sampled root, clamped to the list; at least one exists.
+      const double p1 = root >= 0 ? breakpoints[std::size_t(std::max<std::ptrdiff_t>(root - margin, 0))] : -inf;
+      const double p2 = root + 1 < count ? breakpoints[std::size_t(std::min(root + 1 + margin, count - 1))] : inf;
+
+      double f1 = 0.0, f2 = 0.0;
+      sum_clipped(open_data, open, std::isfinite(p1) ? p1 : 0.0, std::isfinite(p2) ? p2 : 0.0, f1, f2);
+      f1 = std::isfinite(p1) ? f1 + f_outside(p1) : double(n);
+      f2 = std::isfinite(p2) ? f2 + f_outside(p2) : 0.0;
+      if (std::isfinite(p1) && f1 == k) return p1;
+      if (std::isfinite(p2) && f2 == k) return p2;
+      if (std::isfinite(p2) && f2 > k) {
+        lo = p2;  // root above p2
+      } else if (!std::isfinite(p1) || f1 > k) {
+        if (std::isfinite(p1)) lo = p1;  // root between p1 and p2
+        if (std::isfinite(p2)) hi = p2;
       } else {
-        scratch[kept++] = scratch[i];
+        hi = p1;  // root below p1
       }
     }
+    // (No sampled breakpoint inside: only possible in the first round, whose entries need not be open; the
+    // compaction below then keeps exactly the open ones.)
+
+    // Fold the entries with no breakpoint left inside (lo, hi) into the counts; compact the others into scratch.
+    std::size_t kept = 0, ones = 0, frees = 0;
+    double sums[2] = {0.0, 0.0};
+    for (std::size_t i = 0; i < open; ++i) {
+      const T value = open_data[i];
+      const double y = double(value);
+      const bool zero = y <= lo;
+      const bool one = y - 1.0 >= hi;
+      const bool linear = (!zero) & (!one) & (y - 1.0 <= lo) & (y >= hi);
+      scratch[kept] = value;
+      kept += std::size_t((!zero) & (!one) & (!linear));
+      ones += one;
+      frees += linear;
+      sums[i & 1] += linear ? y : 0.0;
+    }
+    n_one += double(ones);
+    n_free += double(frees);
+    sum_free += sums[0] + sums[1];
     open = kept;
+    open_data = scratch.data();
   }
 
   // No breakpoint inside (lo, hi): f(λ) = n_one + sum_free − n_free·λ there.
@@ -149,8 +226,11 @@ double capped_simplex_lambda(std::span<const T> v, double k, simplex_constraint 
     const double lambda = (n_one + sum_free - k) / n_free;
     return std::clamp(lambda, lo, hi);
   }
-  if (std::isfinite(lo)) return lo;
-  if (std::isfinite(hi)) return hi;
+  // f is constant (= k) on the interval: every λ in it gives the same projection; take one away from both ends so
+  // that rounding in v_i − λ cannot move an entry off 0 or 1.
+  if (std::isfinite(lo) && std::isfinite(hi)) return lo + 0.5 * (hi - lo);
+  if (std::isfinite(lo)) return lo + 1.0;
+  if (std::isfinite(hi)) return hi - 1.0;
   return 0.0;
 }
 
@@ -180,8 +260,11 @@ void capped_simplex_projection(std::span<const T> v, double k, std::span<T> out,
   } else {
     lambda = detail::capped_simplex_lambda<T>(v, k, c, out, func);
   }
+  // Rounding to T before clipping gives the same values as after (0 and 1 are exact, rounding is monotone),
+  // and lets the loop vectorise.
   for (std::size_t i = 0; i < v.size(); ++i) {
-    out[i] = T(std::clamp(double(v[i]) - lambda, 0.0, 1.0));
+    const T x = T(double(v[i]) - lambda);
+    out[i] = std::min(std::max(x, T(0)), T(1));
   }
 }
 
