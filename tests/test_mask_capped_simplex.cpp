@@ -131,9 +131,10 @@ TEST_CASE_TEMPLATE("capped_simplex_projection satisfies the KKT conditions", T, 
   std::normal_distribution<double> normal(0.0, 2.0);
   const double tol = std::is_same_v<T, float> ? 1e-4 : 1e-10;
   for (std::size_t n : {std::size_t(1), std::size_t(10), std::size_t(1000), std::size_t(100000)}) {
-    std::vector<T> v(n), tied(n);
+    std::vector<T> v(n), tied(n), mostly_negative(n);
     for (auto& x : v) x = T(normal(rng));
     for (auto& x : tied) x = T(double(rng() % 5) * 0.5);
+    for (auto& x : mostly_negative) x = (rng() % 50 == 0) ? T(normal(rng) + 1.0) : T(-5.0);  // few breakpoints > 0
     for (double fraction : {0.0, 0.01, 0.1, 0.5, 0.9, 1.0}) {
       const double k = fraction * double(n);
       for (auto c : {simplex_constraint::at_most, simplex_constraint::equal}) {
@@ -141,6 +142,7 @@ TEST_CASE_TEMPLATE("capped_simplex_projection satisfies the KKT conditions", T, 
         CAPTURE(k);
         check_kkt<T>(v, k, c, tol);
         check_kkt<T>(tied, k, c, tol);
+        check_kkt<T>(mostly_negative, k, c, tol);
       }
     }
   }

@@ -78,6 +78,35 @@ inline void n_m_group(const T* x, T* out, std::size_t len, std::size_t stride, s
   for (std::size_t r = 0; r < std::min(keep, len); ++r) out[order[r] * stride] = T(1);
 }
 
+/// The `inner` groups x[j·inner + s], j < len, side by side (conv weights: one group per spatial position s).
+/// Ranks are counted for a chunk of positions at once, the position innermost, so that the loops vectorise.
+/// All of a chunk's values are read before any mask entry is written, so out may alias x.
+template <class T>
+inline void n_m_groups_strided(const T* x, T* out, std::size_t len, std::size_t inner, std::size_t keep) {
+  constexpr std::size_t chunk = 64;
+  T a[n_m_rank_max][chunk];
+  std::uint32_t rank[n_m_rank_max][chunk];
+  for (std::size_t s0 = 0; s0 < inner; s0 += chunk) {
+    const std::size_t width = std::min(chunk, inner - s0);
+    for (std::size_t j = 0; j < len; ++j) {
+      for (std::size_t s = 0; s < width; ++s) a[j][s] = std::abs(x[j * inner + s0 + s]);
+    }
+    for (std::size_t j = 0; j < len; ++j) {
+      for (std::size_t s = 0; s < width; ++s) rank[j][s] = 0;
+      for (std::size_t l = 0; l < len; ++l) {
+        if (l < j) {
+          for (std::size_t s = 0; s < width; ++s) rank[j][s] += std::uint32_t(a[l][s] >= a[j][s]);
+        } else if (l > j) {
+          for (std::size_t s = 0; s < width; ++s) rank[j][s] += std::uint32_t(a[l][s] > a[j][s]);
+        }
+      }
+    }
+    for (std::size_t j = 0; j < len; ++j) {
+      for (std::size_t s = 0; s < width; ++s) out[j * inner + s0 + s] = rank[j][s] < keep ? T(1) : T(0);
+    }
+  }
+}
+
 /// 2:4 groups of contiguous entries (inner = 1, C a multiple of 4), the common case, unrolled.
 template <class T>
 inline void n_m_2_4_contiguous(const T* x, T* out, std::size_t groups) {
@@ -127,6 +156,10 @@ void n_m_mask(std::span<const T> w, std::span<const std::size_t> shape, std::siz
       const std::size_t len = std::min(m, channels - c0);
       const std::size_t keep = std::min(n, len);
       const std::size_t base = o * block + c0 * inner;
+      if (inner > 1 && len <= detail::n_m_rank_max) {
+        detail::n_m_groups_strided(w.data() + base, mask.data() + base, len, inner, keep);
+        continue;
+      }
       for (std::size_t s = 0; s < inner; ++s) {
         detail::n_m_group(w.data() + base + s, mask.data() + base + s, len, inner, keep, order);
       }
