@@ -229,6 +229,12 @@ TEST_CASE("top_k_mask is deterministic and accepts Eigen and std::vector") {
   bipq::top_k_mask(s, 12345, c);
   CHECK(std::equal(c.begin(), c.end(), a.data()));
   CHECK(a.sum() == 12345.0f);
+  // Spans without an explicit scalar type pick the span overload; a temporary Eigen::Map is a valid mask.
+  std::vector<float> d(s.size()), e(s.size());
+  bipq::top_k_mask(std::span<const float>(s), 12345, std::span<float>(d));
+  bipq::top_k_mask(s, 12345, Eigen::Map<Eigen::VectorXf>(e.data(), Eigen::Index(e.size())));
+  CHECK(d == c);
+  CHECK(e == c);
 }
 
 TEST_CASE("top_k_mask rejects bad input with the function and argument named") {
