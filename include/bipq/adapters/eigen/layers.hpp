@@ -21,6 +21,7 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <memory>
 #include <span>
@@ -202,9 +203,14 @@ class conv2d : public layer<T> {
     cols_.resize(threads);
   }
 
+  /// True when the layer uses the direct kernel rather than im2col + GEMM: stride 1 and C·R·S ≤ 32 (a first layer
+  /// on grey images), where the GEMM's inner dimension is too short to run at speed (measured: bench/bench_cnn.cpp).
+  bool direct() const noexcept { return stride_ == 1 && c_ * r_ * r_ <= 32; }
+
   void forward(const thread_context& ctx, const activation<T>& x, activation<T>& y) override {
     const shape3 out = output_shape(x.sample_shape());
     y.resize(out, x.n);
+    if (direct()) return direct_forward(ctx, x, y);
     const std::size_t P = out.h * out.w, crs = c_ * r_ * r_, chunk = images_per_chunk(P);
     std::vector<T>& col = cols_[ctx.thread];
     col.resize(crs * chunk * P);
@@ -228,6 +234,7 @@ class conv2d : public layer<T> {
 
   void backward(const thread_context& ctx, const activation<T>& x, const activation<T>& y, const activation<T>& dy,
                 activation<T>* dx) override {
+    if (direct()) return direct_backward(ctx, x, y, dy, dx);
     const shape3 out = y.sample_shape();
     const std::size_t P = out.h * out.w, crs = c_ * r_ * r_, chunk = images_per_chunk(P);
     std::vector<T>& col = cols_[ctx.thread];
@@ -267,6 +274,150 @@ class conv2d : public layer<T> {
   bool bias_;
   std::vector<std::vector<T>> cols_;  // per-thread im2col buffer
 
+  // Direct kernels (stride 1). Each image is first copied into a zero-padded buffer xp[c][H + 2p][W + 2p] (plus a
+  // vector of slack, so that the last 16-wide load of a row stays inside the buffer); output rows are computed in
+  // blocks of 16 columns × KB output channels held in registers.
+  static constexpr std::size_t vec = 64 / sizeof(T);  // one 512-bit vector (two or four narrower ones elsewhere)
+  using vector_type [[gnu::vector_size(64)]] = T;
+
+  static vector_type load(const T* p) noexcept {
+    vector_type v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+  }
+
+  void pad_image(const activation<T>& x, std::size_t i, std::vector<T>& xp) const {
+    const std::size_t Hp = x.h + 2 * pad_, Wp = x.w + 2 * pad_;
+    xp.assign(c_ * Hp * Wp + vec, T(0));
+    for (std::size_t c = 0; c < c_; ++c) {
+      const T* src = x.channel(c) + i * x.h * x.w;
+      for (std::size_t h = 0; h < x.h; ++h) std::copy_n(src + h * x.w, x.w, xp.data() + (c * Hp + h + pad_) * Wp + pad_);
+    }
+  }
+
+  // y[k0 .. k0+KB)[oh][ow0 .. ow0+len) = b + Σ_{c,r,s} W[k][c][r][s] xp[c][oh + r][ow + s]
+  template <std::size_t KB>
+  void direct_block(const T* xp, std::size_t Hp, std::size_t Wp, std::size_t k0, std::size_t oh, std::size_t ow0,
+                    std::size_t len, T* const* yrows) const {
+    const T* w = this->params_[0].value.data();
+    const std::size_t crs = c_ * r_ * r_;
+    vector_type acc[KB];
+    for (std::size_t kk = 0; kk < KB; ++kk) {
+      const T b = bias_ ? this->params_[1].value[k0 + kk] : T(0);
+      acc[kk] = vector_type{} + b;
+    }
+    for (std::size_t c = 0; c < c_; ++c)
+      for (std::size_t r = 0; r < r_; ++r) {
+        const T* xr = xp + (c * Hp + oh + r) * Wp + ow0;
+        for (std::size_t s = 0; s < r_; ++s) {
+          const vector_type xv = load(xr + s);
+          const std::size_t q = (c * r_ + r) * r_ + s;
+          for (std::size_t kk = 0; kk < KB; ++kk) acc[kk] += w[(k0 + kk) * crs + q] * xv;
+        }
+      }
+    for (std::size_t kk = 0; kk < KB; ++kk) {
+      T out[vec];
+      std::memcpy(out, &acc[kk], sizeof out);
+      std::copy_n(out, len, yrows[kk] + ow0);
+    }
+  }
+
+  template <std::size_t KB>
+  void direct_rows(const T* xp, std::size_t Hp, std::size_t Wp, std::size_t k0, std::size_t i, activation<T>& y) const {
+    const std::size_t P = y.h * y.w;
+    for (std::size_t oh = 0; oh < y.h; ++oh) {
+      T* rows[KB];
+      for (std::size_t kk = 0; kk < KB; ++kk) rows[kk] = y.channel(k0 + kk) + i * P + oh * y.w;
+      for (std::size_t ow0 = 0; ow0 < y.w; ow0 += vec)
+        direct_block<KB>(xp, Hp, Wp, k0, oh, ow0, std::min(vec, y.w - ow0), rows);
+    }
+  }
+
+  void direct_forward(const thread_context& ctx, const activation<T>& x, activation<T>& y) {
+    std::vector<T>& xp = cols_[ctx.thread];
+    const std::size_t Hp = x.h + 2 * pad_, Wp = x.w + 2 * pad_;
+    for (std::size_t i = 0; i < x.n; ++i) {
+      pad_image(x, i, xp);
+      for (std::size_t k0 = 0; k0 < k_;) {
+        const std::size_t left = k_ - k0;
+        if (left >= 8) direct_rows<8>(xp.data(), Hp, Wp, k0, i, y), k0 += 8;
+        else if (left >= 6) direct_rows<6>(xp.data(), Hp, Wp, k0, i, y), k0 += 6;
+        else if (left >= 4) direct_rows<4>(xp.data(), Hp, Wp, k0, i, y), k0 += 4;
+        else if (left >= 2) direct_rows<2>(xp.data(), Hp, Wp, k0, i, y), k0 += 2;
+        else direct_rows<1>(xp.data(), Hp, Wp, k0, i, y), k0 += 1;
+      }
+    }
+  }
+
+  // ∂ℓ/∂W[k][c][r][s] = Σ_{i,oh,ow} dy[k,i,oh,ow] xp[c][oh+r][ow+s], accumulated in vectors over the slice and
+  // summed across lanes once at the end; ∂ℓ/∂b_k = Σ dy[k]; ∂ℓ/∂x by scattering W[k][c][r][s]·dy[k][oh][ow] into a
+  // padded buffer, then cropping.
+  void direct_backward(const thread_context& ctx, const activation<T>& x, const activation<T>& y,
+                       const activation<T>& dy, activation<T>* dx) {
+    std::vector<T>& xp = cols_[ctx.thread];
+    std::vector<T>& gw = this->thread_grad(0, ctx);
+    std::vector<T>* gb = bias_ ? &this->thread_grad(1, ctx) : nullptr;
+    const std::size_t Hp = x.h + 2 * pad_, Wp = x.w + 2 * pad_, P = y.h * y.w, OW = y.w, OH = y.h;
+    const std::size_t crs = c_ * r_ * r_, blocks = (OW + vec - 1) / vec, row = blocks * vec;
+    const T* w = this->params_[0].value.data();
+    std::vector<T> gacc(k_ * crs * vec, T(0));  // one vector of partial sums per weight
+    std::vector<T> dyp(OH * row, T(0)), dxp;
+    if (dx != nullptr) dx->resize(x.sample_shape(), x.n);
+    for (std::size_t i = 0; i < x.n; ++i) {
+      pad_image(x, i, xp);
+      if (dx != nullptr) dxp.assign(c_ * Hp * Wp, T(0));
+      for (std::size_t k = 0; k < k_; ++k) {
+        const T* g = dy.channel(k) + i * P;
+        for (std::size_t oh = 0; oh < OH; ++oh) std::copy_n(g + oh * OW, OW, dyp.data() + oh * row);  // lanes ≥ OW stay 0
+        if (gb != nullptr) {
+          T sum = T(0);
+          for (std::size_t j = 0; j < P; ++j) sum += g[j];
+          (*gb)[k] += sum;
+        }
+        for (std::size_t c = 0; c < c_; ++c)
+          for (std::size_t r = 0; r < r_; ++r)
+            for (std::size_t s = 0; s < r_; ++s) {
+              // Four independent accumulators (rows oh mod 4) hide the latency of the fused multiply-adds.
+              vector_type a0{}, a1{}, a2{}, a3{};
+              const T* xr = xp.data() + (c * Hp + r) * Wp + s;
+              const T* gr = dyp.data();
+              std::size_t oh = 0;
+              for (; oh + 4 <= OH; oh += 4)
+                for (std::size_t b = 0; b < row; b += vec) {
+                  a0 += load(gr + oh * row + b) * load(xr + oh * Wp + b);
+                  a1 += load(gr + (oh + 1) * row + b) * load(xr + (oh + 1) * Wp + b);
+                  a2 += load(gr + (oh + 2) * row + b) * load(xr + (oh + 2) * Wp + b);
+                  a3 += load(gr + (oh + 3) * row + b) * load(xr + (oh + 3) * Wp + b);
+                }
+              for (; oh < OH; ++oh)
+                for (std::size_t b = 0; b < row; b += vec) a0 += load(gr + oh * row + b) * load(xr + oh * Wp + b);
+              vector_type acc = (a0 + a1) + (a2 + a3);
+              T* ga = gacc.data() + (k * crs + (c * r_ + r) * r_ + s) * vec;
+              acc += load(ga);
+              std::memcpy(ga, &acc, sizeof acc);
+            }
+        if (dx != nullptr)
+          for (std::size_t c = 0; c < c_; ++c)
+            for (std::size_t r = 0; r < r_; ++r)
+              for (std::size_t oh = 0; oh < OH; ++oh) {
+                T* dr = dxp.data() + (c * Hp + oh + r) * Wp;
+                const T* wr = w + k * crs + (c * r_ + r) * r_;
+                for (std::size_t s = 0; s < r_; ++s)
+                  for (std::size_t ow = 0; ow < OW; ++ow) dr[ow + s] += wr[s] * g[oh * OW + ow];
+              }
+      }
+      if (dx != nullptr)
+        for (std::size_t c = 0; c < c_; ++c)
+          for (std::size_t h = 0; h < x.h; ++h)
+            std::copy_n(dxp.data() + (c * Hp + h + pad_) * Wp + pad_, x.w, dx->channel(c) + i * x.h * x.w + h * x.w);
+    }
+    for (std::size_t q = 0; q < k_ * crs; ++q) {
+      T sum = T(0);
+      for (std::size_t j = 0; j < vec; ++j) sum += gacc[q * vec + j];
+      gw[q] = sum;
+    }
+  }
+
   // Images per GEMM: the column buffer (C·R·S × images·OH·OW) is kept near 64K values (256 KB in float), inside L2.
   std::size_t images_per_chunk(std::size_t P) const {
     const std::size_t per_image = c_ * r_ * r_ * P;
@@ -288,22 +439,21 @@ class conv2d : public layer<T> {
           for (std::size_t i = i0; i < i1; ++i) {
             const T* src = x.channel(c) + i * H * Wd;
             for (std::size_t oh = 0; oh < out.h; ++oh) {
-              T* d = dst + (i - i0) * P + oh * out.w;
+              T* __restrict d = dst + (i - i0) * P + oh * out.w;
               const std::ptrdiff_t ih = static_cast<std::ptrdiff_t>(oh * stride_ + r) - static_cast<std::ptrdiff_t>(pad_);
               if (ih < 0 || ih >= static_cast<std::ptrdiff_t>(H)) {
-                std::fill(d, d + out.w, T(0));
+                for (std::size_t ow = 0; ow < out.w; ++ow) d[ow] = T(0);
                 continue;
               }
-              const T* srow = src + static_cast<std::size_t>(ih) * Wd;
-              std::fill(d, d + ow_lo, T(0));
+              const T* __restrict srow = src + static_cast<std::size_t>(ih) * Wd;
+              for (std::size_t ow = 0; ow < ow_lo; ++ow) d[ow] = T(0);
               if (stride_ == 1) {
-                const T* s0 = srow + (static_cast<std::ptrdiff_t>(ow_lo) + off);
-                std::copy(s0, s0 + (ow_hi - ow_lo), d + ow_lo);
+                const T* __restrict s0 = srow + off;
+                for (std::size_t ow = ow_lo; ow < ow_hi; ++ow) d[ow] = s0[ow];
               } else {
-                for (std::size_t ow = ow_lo; ow < ow_hi; ++ow)
-                  d[ow] = srow[static_cast<std::ptrdiff_t>(ow * stride_) + off];
+                for (std::size_t ow = ow_lo; ow < ow_hi; ++ow) d[ow] = srow[static_cast<std::ptrdiff_t>(ow * stride_) + off];
               }
-              std::fill(d + ow_hi, d + out.w, T(0));
+              for (std::size_t ow = ow_hi; ow < out.w; ++ow) d[ow] = T(0);
             }
           }
         }
@@ -325,9 +475,14 @@ class conv2d : public layer<T> {
             for (std::size_t oh = 0; oh < out.h; ++oh) {
               const std::ptrdiff_t ih = static_cast<std::ptrdiff_t>(oh * stride_ + r) - static_cast<std::ptrdiff_t>(pad_);
               if (ih < 0 || ih >= static_cast<std::ptrdiff_t>(H)) continue;
-              const T* srow = src + (i - i0) * P + oh * out.w;
-              T* drow = dst + static_cast<std::size_t>(ih) * Wd;
-              for (std::size_t ow = ow_lo; ow < ow_hi; ++ow) drow[static_cast<std::ptrdiff_t>(ow * stride_) + off] += srow[ow];
+              const T* __restrict srow = src + (i - i0) * P + oh * out.w;
+              T* __restrict drow = dst + static_cast<std::size_t>(ih) * Wd;
+              if (stride_ == 1) {
+                T* __restrict d0 = drow + off;
+                for (std::size_t ow = ow_lo; ow < ow_hi; ++ow) d0[ow] += srow[ow];
+              } else {
+                for (std::size_t ow = ow_lo; ow < ow_hi; ++ow) drow[static_cast<std::ptrdiff_t>(ow * stride_) + off] += srow[ow];
+              }
             }
           }
         }
@@ -377,7 +532,14 @@ class linear : public layer<T> {
     Eigen::Map<detail::row_matrix<T>>(gw.data(), detail::idx(out_), detail::idx(in_)).noalias() = dY * X.transpose();
     if (bias_) {
       std::vector<T>& gb = this->thread_grad(1, ctx);
-      Eigen::Map<Eigen::Vector<T, Eigen::Dynamic>>(gb.data(), detail::idx(out_)) = dY.rowwise().sum();
+      // A plain loop: Eigen's vectorised reductions peel by address alignment, so their rounding would depend on
+      // where the buffers happen to be allocated.
+      for (std::size_t o = 0; o < out_; ++o) {
+        const T* g = dy.data.data() + o * x.n;
+        T sum = T(0);
+        for (std::size_t i = 0; i < x.n; ++i) sum += g[i];
+        gb[o] = sum;
+      }
     }
     if (dx != nullptr) {
       dx->resize(x.sample_shape(), x.n);
@@ -437,6 +599,28 @@ class max_pool2d : public layer<T> {
     std::vector<std::uint32_t>& arg = argmax_[ctx.thread];
     arg.resize(y.data.size());
     const std::size_t planes = x.c * x.n, H = x.h, Wd = x.w, OH = out.h, OW = out.w;
+    if (k_ == 2 && stride_ == 2) {  // the common case, without the generic window loops
+      for (std::size_t pl = 0; pl < planes; ++pl) {
+        const T* src = x.data.data() + pl * H * Wd;
+        T* __restrict dst = y.data.data() + pl * OH * OW;
+        std::uint32_t* __restrict a = arg.data() + pl * OH * OW;
+        for (std::size_t oh = 0; oh < OH; ++oh) {
+          const T* r0 = src + 2 * oh * Wd;
+          const T* r1 = r0 + Wd;
+          for (std::size_t ow = 0; ow < OW; ++ow) {
+            const std::uint32_t j = static_cast<std::uint32_t>(2 * oh * Wd + 2 * ow);
+            T v = r0[2 * ow];
+            std::uint32_t best = j;
+            if (r0[2 * ow + 1] > v) v = r0[2 * ow + 1], best = j + 1;
+            if (r1[2 * ow] > v) v = r1[2 * ow], best = j + static_cast<std::uint32_t>(Wd);
+            if (r1[2 * ow + 1] > v) v = r1[2 * ow + 1], best = j + static_cast<std::uint32_t>(Wd) + 1;
+            dst[oh * OW + ow] = v;
+            a[oh * OW + ow] = best;
+          }
+        }
+      }
+      return;
+    }
     for (std::size_t pl = 0; pl < planes; ++pl) {
       const T* src = x.data.data() + pl * H * Wd;
       T* dst = y.data.data() + pl * OH * OW;
@@ -448,7 +632,7 @@ class max_pool2d : public layer<T> {
           for (std::size_t r = 0; r < k_; ++r)
             for (std::size_t s = 0; s < k_; ++s) {
               const std::size_t j = (oh * stride_ + r) * Wd + ow * stride_ + s;
-              if (src[j] > v || (std::isnan(src[j]) && !std::isnan(v))) v = src[j], best = j;
+              if (src[j] > v) v = src[j], best = j;
             }
           dst[oh * OW + ow] = v;
           a[oh * OW + ow] = static_cast<std::uint32_t>(best);

@@ -1,0 +1,68 @@
+// Training and inference throughput of LeNet-5 on the Eigen CNN adapter (images per second), on synthetic
+// Fashion-MNIST-shaped data, so that the benchmark needs no dataset.
+//
+//   bench_cnn --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+//
+// Training step = loss_and_gradient on a mini-batch + one SGD-momentum step on every parameter (what bipq::train
+// does per step); compare with bench/pytorch_lenet.py, which times the same step in PyTorch.
+
+#include <cstddef>
+#include <numeric>
+#include <vector>
+
+#include <benchmark/benchmark.h>
+
+#include "bipq/adapters/eigen/classifier.hpp"
+#include "bipq/optim/sgd.hpp"
+
+namespace {
+
+bipq::eigen::dataset synthetic_data(std::size_t n, std::uint64_t seed) {
+  bipq::detail::rng g(seed);
+  bipq::eigen::dataset d;
+  d.images.resize(static_cast<Eigen::Index>(n), 28 * 28);
+  for (Eigen::Index i = 0; i < d.images.size(); ++i) d.images.data()[i] = static_cast<float>(g.uniform());
+  d.labels.resize(n);
+  for (auto& l : d.labels) l = static_cast<std::uint8_t>(g.below(10));
+  return d;
+}
+
+// Args: batch size, threads.
+void lenet5_train_step(benchmark::State& state) {
+  const auto batch = static_cast<std::size_t>(state.range(0));
+  const auto threads = static_cast<std::size_t>(state.range(1));
+  const bipq::eigen::dataset data = synthetic_data(16 * batch, 1);
+  auto model = bipq::eigen::make_lenet5(0);
+  bipq::eigen::classifier problem(model, data, data, threads);
+  const auto& ps = problem.parameters();
+  std::vector<std::size_t> sizes;
+  for (const auto& p : ps) sizes.push_back(p.value.size());
+  bipq::sgd<float> opt(bipq::sgd_params{}, sizes);
+  std::vector<std::size_t> indices(batch);
+  std::size_t offset = 0;
+  for (auto _ : state) {
+    std::iota(indices.begin(), indices.end(), offset);
+    offset = (offset + batch) % (data.size() - batch + 1);
+    benchmark::DoNotOptimize(problem.loss_and_gradient(indices));
+    for (std::size_t i = 0; i < ps.size(); ++i) opt.step(i, ps[i].value, ps[i].grad, 0.01, 5e-4);
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * state.range(0));
+}
+BENCHMARK(lenet5_train_step)->ArgNames({"batch", "threads"})->Args({128, 1})->Args({128, 2})->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+// Args: images evaluated, threads.
+void lenet5_inference(benchmark::State& state) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  const auto threads = static_cast<std::size_t>(state.range(1));
+  const bipq::eigen::dataset data = synthetic_data(n, 2);
+  auto model = bipq::eigen::make_lenet5(0);
+  bipq::eigen::classifier problem(model, data, data, threads);
+  for (auto _ : state) benchmark::DoNotOptimize(problem.evaluate());
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * state.range(0));
+}
+BENCHMARK(lenet5_inference)->ArgNames({"images", "threads"})->Args({2048, 1})->Args({2048, 2})->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+}  // namespace

@@ -1,0 +1,276 @@
+// Every layer's backward pass against central finite differences of f(x, θ) = Σ u ⊙ layer(x; θ), in double, for
+// the input and every parameter; and forward passes against their definitions on small cases.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "bipq/adapters/eigen/layers.hpp"
+
+using namespace bipq::eigen;
+
+namespace {
+
+using layer_d = layer<double>;
+
+void fill_random(std::vector<double>& v, std::uint64_t seed, double scale = 1.0) {
+  bipq::detail::rng g(seed);
+  for (double& x : v) x = scale * (2.0 * g.uniform() - 1.0);
+}
+
+double weighted_output(layer_d& l, const thread_context& ctx, const activation<double>& x, const activation<double>& u) {
+  activation<double> y;
+  l.forward(ctx, x, y);
+  REQUIRE(y.data.size() == u.data.size());
+  double f = 0.0;
+  for (std::size_t j = 0; j < y.data.size(); ++j) f += u.data[j] * y.data[j];
+  return f;
+}
+
+// Checks ∂f/∂x and ∂f/∂θ from backward against (f(v + h) − f(v − h)) / 2h for every entry.
+void check_gradients(layer_d& l, shape3 in, std::size_t n, bool training = true, std::uint64_t seed = 1) {
+  l.set_threads(1);
+  const thread_context ctx{0, training, nullptr};
+  activation<double> x, y, u, dx;
+  x.resize(in, n);
+  fill_random(x.data, seed);
+  l.forward(ctx, x, y);
+  u.resize(y.sample_shape(), n);
+  fill_random(u.data, seed + 1);
+  l.backward(ctx, x, y, u, &dx);
+  l.reduce_gradients(1);
+  REQUIRE(dx.data.size() == x.data.size());
+
+  const double h = 1e-6;
+  auto central = [&](double& v) {
+    const double saved = v;
+    v = saved + h;
+    const double fp = weighted_output(l, ctx, x, u);
+    v = saved - h;
+    const double fm = weighted_output(l, ctx, x, u);
+    v = saved;
+    return (fp - fm) / (2 * h);
+  };
+  for (std::size_t j = 0; j < x.data.size(); ++j) {
+    INFO("input entry " << j);
+    CHECK(dx.data[j] == doctest::Approx(central(x.data[j])).epsilon(1e-6).scale(1.0));
+  }
+  for (auto& p : l.parameters())
+    for (std::size_t j = 0; j < p.value.size(); ++j) {
+      INFO("parameter " << p.suffix << " entry " << j);
+      CHECK(p.grad[j] == doctest::Approx(central(p.value[j])).epsilon(1e-6).scale(1.0));
+    }
+}
+
+void randomize_parameters(layer_d& l, std::uint64_t seed) {
+  for (auto& p : l.parameters()) fill_random(p.value, seed++, 0.5);
+}
+
+}  // namespace
+
+TEST_CASE("conv2d backward matches finite differences (im2col + GEMM path)") {
+  SUBCASE("3x3, stride 1, padding 1") {
+    conv2d<double> c(4, 3, 3, 1, 1);
+    CHECK_FALSE(c.direct());
+    randomize_parameters(c, 10);
+    check_gradients(c, {4, 5, 6}, 3);
+  }
+  SUBCASE("3x3, stride 2, padding 1, no bias") {
+    conv2d<double> c(4, 2, 3, 2, 1, false);
+    CHECK(c.parameters().size() == 1);
+    randomize_parameters(c, 11);
+    check_gradients(c, {4, 7, 6}, 2);
+  }
+  SUBCASE("5x5, stride 1, no padding (LeNet's conv2)") {
+    conv2d<double> c(6, 4, 5);
+    randomize_parameters(c, 12);
+    check_gradients(c, {6, 9, 9}, 2);
+  }
+}
+
+TEST_CASE("conv2d backward matches finite differences (direct path)") {
+  SUBCASE("1 -> 6, 5x5, padding 2 (LeNet's conv1), rows wider than one vector") {
+    conv2d<double> c(1, 6, 5, 1, 2);
+    CHECK(c.direct());
+    randomize_parameters(c, 13);
+    check_gradients(c, {1, 7, 19}, 3);
+  }
+  SUBCASE("3 -> 5 channels, 3x3, padding 1, no bias") {
+    conv2d<double> c(3, 5, 3, 1, 1, false);
+    CHECK(c.direct());
+    randomize_parameters(c, 14);
+    check_gradients(c, {3, 6, 5}, 2);
+  }
+}
+
+TEST_CASE("conv2d direct and GEMM paths agree with the definition of cross-correlation") {
+  // Same weights through a direct layer (C·R·S ≤ 32) and through the definition computed by hand.
+  conv2d<double> c(1, 3, 3, 1, 1);
+  randomize_parameters(c, 20);
+  c.set_threads(1);
+  activation<double> x, y;
+  x.resize({1, 5, 4}, 2);
+  fill_random(x.data, 21);
+  c.forward({0, false, nullptr}, x, y);
+  const auto& w = c.parameters()[0].value;
+  const auto& b = c.parameters()[1].value;
+  for (std::size_t k = 0; k < 3; ++k)
+    for (std::size_t i = 0; i < 2; ++i)
+      for (std::size_t oh = 0; oh < 5; ++oh)
+        for (std::size_t ow = 0; ow < 4; ++ow) {
+          double ref = b[k];
+          for (std::size_t r = 0; r < 3; ++r)
+            for (std::size_t s = 0; s < 3; ++s) {
+              const long ih = long(oh + r) - 1, iw = long(ow + s) - 1;
+              if (ih >= 0 && ih < 5 && iw >= 0 && iw < 4) ref += w[k * 9 + r * 3 + s] * x.channel(0)[i * 20 + ih * 4 + iw];
+            }
+          CHECK(y.channel(k)[i * 20 + oh * 4 + ow] == doctest::Approx(ref).epsilon(1e-12));
+        }
+  // The GEMM path on 2 input channels against the same definition.
+  conv2d<double> g(2, 2, 3, 2, 0);
+  randomize_parameters(g, 22);
+  g.set_threads(1);
+  activation<double> x2, y2;
+  x2.resize({2, 7, 7}, 1);
+  fill_random(x2.data, 23);
+  g.forward({0, false, nullptr}, x2, y2);
+  REQUIRE(y2.h == 3);
+  REQUIRE(y2.w == 3);
+  const auto& w2 = g.parameters()[0].value;
+  for (std::size_t k = 0; k < 2; ++k)
+    for (std::size_t oh = 0; oh < 3; ++oh)
+      for (std::size_t ow = 0; ow < 3; ++ow) {
+        double ref = g.parameters()[1].value[k];
+        for (std::size_t c2 = 0; c2 < 2; ++c2)
+          for (std::size_t r = 0; r < 3; ++r)
+            for (std::size_t s = 0; s < 3; ++s)
+              ref += w2[((k * 2 + c2) * 3 + r) * 3 + s] * x2.channel(c2)[(2 * oh + r) * 7 + 2 * ow + s];
+        CHECK(y2.channel(k)[oh * 3 + ow] == doctest::Approx(ref).epsilon(1e-12));
+      }
+}
+
+TEST_CASE("linear backward matches finite differences") {
+  linear<double> l(7, 4);
+  randomize_parameters(l, 30);
+  check_gradients(l, {7, 1, 1}, 5);
+  CHECK_THROWS_AS(l.output_shape({7, 2, 1}), std::invalid_argument);
+  CHECK_THROWS_AS(l.output_shape({6, 1, 1}), std::invalid_argument);
+}
+
+TEST_CASE("relu, max_pool2d, flatten and global_avg_pool backward match finite differences") {
+  SUBCASE("relu") {
+    relu<double> r;
+    check_gradients(r, {3, 4, 5}, 2);
+  }
+  SUBCASE("max_pool2d 2x2 (fast path)") {
+    max_pool2d<double> p(2);
+    check_gradients(p, {2, 6, 8}, 3);
+  }
+  SUBCASE("max_pool2d 3x3 stride 2 (overlapping windows, odd size)") {
+    max_pool2d<double> p(3, 2);
+    CHECK(p.output_shape({2, 7, 9}) == shape3{2, 3, 4});
+    check_gradients(p, {2, 7, 9}, 2);
+  }
+  SUBCASE("flatten") {
+    flatten<double> f;
+    check_gradients(f, {3, 2, 5}, 4);
+  }
+  SUBCASE("global_avg_pool") {
+    global_avg_pool<double> g;
+    check_gradients(g, {4, 3, 3}, 3);
+  }
+}
+
+TEST_CASE("flatten orders features as c*H*W + h*W + w (PyTorch's flatten of NCHW)") {
+  flatten<double> f;
+  activation<double> x, y;
+  x.resize({2, 2, 3}, 2);
+  for (std::size_t j = 0; j < x.data.size(); ++j) x.data[j] = double(j);
+  f.forward({}, x, y);
+  for (std::size_t i = 0; i < 2; ++i)
+    for (std::size_t c = 0; c < 2; ++c)
+      for (std::size_t p = 0; p < 6; ++p) CHECK(y.data[(c * 6 + p) * 2 + i] == x.channel(c)[i * 6 + p]);
+}
+
+TEST_CASE("batch_norm2d backward matches finite differences in training and inference mode") {
+  batch_norm2d<double> bn(3);
+  randomize_parameters(bn, 40);
+  SUBCASE("training: batch statistics") { check_gradients(bn, {3, 2, 3}, 4, true); }
+  SUBCASE("inference: running statistics") { check_gradients(bn, {3, 2, 3}, 4, false); }
+}
+
+TEST_CASE("batch_norm2d normalises with batch statistics and updates running statistics as PyTorch") {
+  batch_norm2d<double> bn(2, 0.1);
+  bn.set_threads(1);
+  activation<double> x, y;
+  x.resize({2, 1, 3}, 2);
+  x.data = {1, 2, 3, 4, 5, 6, /* channel 1 */ -1, 0, 1, 1, 0, -1};
+  bn.forward({0, true, nullptr}, x, y);
+  // Channel 0: mean 3.5, biased variance 35/12; output has mean 0 and (biased) variance 1 (up to eps).
+  double m = 0, v = 0;
+  for (std::size_t j = 0; j < 6; ++j) m += y.data[j] / 6;
+  for (std::size_t j = 0; j < 6; ++j) v += (y.data[j] - m) * (y.data[j] - m) / 6;
+  CHECK(m == doctest::Approx(0.0).scale(1.0));
+  CHECK(v == doctest::Approx(35.0 / 12 / (35.0 / 12 + 1e-5)));
+  CHECK(bn.running_mean()[0] == doctest::Approx(0.1 * 3.5));
+  CHECK(bn.running_var()[0] == doctest::Approx(0.9 + 0.1 * 3.5));  // unbiased variance 17.5/5 = 3.5
+}
+
+TEST_CASE("batch_norm2d over two threads equals one thread on the whole batch") {
+  batch_norm2d<double> one(2), two(2);
+  randomize_parameters(one, 50);
+  randomize_parameters(two, 50);
+  one.set_threads(1);
+  two.set_threads(2);
+  activation<double> x, y, u, dx;
+  x.resize({2, 3, 2}, 6);
+  fill_random(x.data, 51);
+  u.resize({2, 3, 2}, 6);
+  fill_random(u.data, 52);
+  one.forward({0, true, nullptr}, x, y);
+  one.backward({0, true, nullptr}, x, y, u, &dx);
+  one.reduce_gradients(1);
+
+  // Split the batch into samples 0..2 and 3..5 and run both halves concurrently.
+  auto half = [&](const activation<double>& a, std::size_t i0) {
+    activation<double> h;
+    h.resize(a.sample_shape(), 3);
+    for (std::size_t c = 0; c < a.c; ++c)
+      std::copy_n(a.channel(c) + i0 * a.plane(), 3 * a.plane(), h.channel(c));
+    return h;
+  };
+  team group(2);
+  activation<double> xs[2] = {half(x, 0), half(x, 3)}, us[2] = {half(u, 0), half(u, 3)}, ys[2], dxs[2];
+  auto run = [&](std::size_t t) {
+    const thread_context ctx{t, true, &group};
+    two.forward(ctx, xs[t], ys[t]);
+    two.backward(ctx, xs[t], ys[t], us[t], &dxs[t]);
+  };
+  std::thread worker(run, 1);
+  run(0);
+  worker.join();
+  two.reduce_gradients(2);
+  for (std::size_t t = 0; t < 2; ++t) {
+    const activation<double> yh = half(y, 3 * t), dxh = half(dx, 3 * t);
+    for (std::size_t j = 0; j < yh.data.size(); ++j) {
+      CHECK(ys[t].data[j] == doctest::Approx(yh.data[j]).epsilon(1e-12));
+      CHECK(dxs[t].data[j] == doctest::Approx(dxh.data[j]).epsilon(1e-10).scale(1.0));
+    }
+  }
+  for (std::size_t p = 0; p < 2; ++p)
+    for (std::size_t j = 0; j < 2; ++j)
+      CHECK(two.parameters()[p].grad[j] == doctest::Approx(one.parameters()[p].grad[j]).epsilon(1e-12));
+}
+
+TEST_CASE("layers reject inputs they cannot take") {
+  CHECK_THROWS_AS(conv2d<double>(0, 1, 3), std::invalid_argument);
+  CHECK_THROWS_AS(conv2d<double>(1, 2, 5).output_shape({2, 8, 8}), std::invalid_argument);
+  CHECK_THROWS_AS(conv2d<double>(1, 2, 5).output_shape({1, 4, 8}), std::invalid_argument);
+  CHECK_THROWS_AS(max_pool2d<double>(3).output_shape({1, 2, 8}), std::invalid_argument);
+  CHECK_THROWS_AS(batch_norm2d<double>(3).output_shape({2, 4, 4}), std::invalid_argument);
+  CHECK_THROWS_AS(linear<double>(0, 3), std::invalid_argument);
+}
