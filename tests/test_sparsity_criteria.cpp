@@ -33,9 +33,10 @@ std::string describe(const bipq::criterion_check& r) {
 }  // namespace
 
 TEST_CASE("the PQ Index satisfies all six Hurley-Rickard criteria for 0 < p <= 1 <= q, p < q") {
-  for (auto [p, q] : {std::pair{0.5, 1.0}, std::pair{1.0, 2.0}, std::pair{0.5, 2.0}, std::pair{0.25, 1.0},
-                      std::pair{1.0, 3.0}, std::pair{0.8, 1.5}}) {
-    auto measure = [p = p, q = q](std::span<const double> c) { return bipq::pq_index(c, p, q); };
+  for (const auto& pair : {std::pair{0.5, 1.0}, std::pair{1.0, 2.0}, std::pair{0.5, 2.0}, std::pair{0.25, 1.0},
+                           std::pair{1.0, 3.0}, std::pair{0.8, 1.5}}) {
+    const double p = pair.first, q = pair.second;  // named copies: INFO captures them
+    auto measure = [p, q](std::span<const double> c) { return bipq::pq_index(c, p, q); };
     for (auto criterion : bipq::all_sparsity_criteria) {
       for (std::uint64_t seed : {1u, 2u}) {
         const auto r = bipq::check_sparsity_criterion(measure, criterion, {.seed = seed});

@@ -180,6 +180,31 @@ TEST_CASE("the masked index is the index of the survivors") {
   std::vector<float> m{1.0f, 0.0f, 1.0f, 1.0f};
   CHECK(bipq::pq_index(w, m) == doctest::Approx(bipq::pq_index(std::vector<float>{1.0f, 3.0f, 0.0f})));
   CHECK(bipq::pq_index(w, std::vector<float>(4, 0.0f)) == 0.0);
+  // The same in the vectorised passes, for every path, with double and long double masks on float weights.
+  std::vector<float> big(203);
+  std::vector<double> big_mask(big.size(), 1.0);
+  std::vector<long double> long_mask(big.size(), 1.0L);
+  std::vector<float> big_survivors;
+  for (std::size_t i = 0; i < big.size(); ++i) {
+    big[i] = static_cast<float>(g.normal());
+    if (i % 7 == 3) {
+      big[i] = (i % 2) ? std::numeric_limits<float>::infinity() : std::nanf("");
+      big_mask[i] = 0.0;
+      long_mask[i] = 0.0L;
+    } else if (i % 5 == 1) {
+      big_mask[i] = 1e-300;  // tiny but non-zero: a survivor
+      long_mask[i] = 1e-4000L;
+      big_survivors.push_back(big[i]);
+    } else {
+      big_survivors.push_back(big[i]);
+    }
+  }
+  for (auto [p, q] : pq_pairs) {
+    // Non-finite masked-out entries send the (0.5, 1) pass to the scalar one (double square roots): 2^-24 apart.
+    const double expected = bipq::pq_index(big_survivors, p, q);
+    CHECK(bipq::pq_index(big, big_mask, p, q) == doctest::Approx(expected).epsilon(1e-6));
+    CHECK(bipq::pq_index(big, long_mask, p, q) == doctest::Approx(expected).epsilon(1e-6));
+  }
 }
 
 TEST_CASE("global, per-tensor and per-neuron scopes equal the index of the corresponding slices") {

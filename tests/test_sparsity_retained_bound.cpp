@@ -46,7 +46,8 @@ TEST_CASE("Theorem 2 holds for every r on random and heavy-tailed vectors") {
   for (int kind = 0; kind < 4; ++kind) {
     for (std::size_t d : {2u, 9u, 50u, 300u}) {
       const auto w = random_vector(d, g, kind);
-      for (auto [p, q] : pq_pairs) {
+      for (const auto& pair : pq_pairs) {
+        const double p = pair.first, q = pair.second;  // named copies: INFO captures them
         const double index = bipq::pq_index(w, p, q);
         for (std::size_t r = 1; r <= d; ++r) {
           const double eta = bipq::pq_retained_eta(w, r, p);

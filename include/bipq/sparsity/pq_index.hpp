@@ -24,7 +24,8 @@
 // Fast paths: (p, q) = (0.5, 1) uses a square root instead of pow (for float weights, the correctly rounded float
 // square root, whose relative error 2^-24 is that of the weights themselves), and (1, 2) a product; both run as
 // one vectorised pass (std::experimental::simd when the standard library has it). Other pairs compute max|w| in a
-// vectorised first pass, then the powers (integer exponents by repeated products, others by std::pow).
+// vectorised first pass, then the powers in a vectorised scaled pass (integer exponents by repeated products,
+// others lane by lane with std::pow).
 
 #include <algorithm>
 #include <cmath>
@@ -38,7 +39,8 @@
 #include <type_traits>
 #include <vector>
 
-#if __has_include(<experimental/simd>)
+// Define BIPQ_NO_EXPERIMENTAL_SIMD to use the scalar passes only (the results agree to rounding).
+#if __has_include(<experimental/simd>) && !defined(BIPQ_NO_EXPERIMENTAL_SIMD)
 #include <experimental/simd>
 #define BIPQ_HAS_EXPERIMENTAL_SIMD 1
 #endif
@@ -211,6 +213,17 @@ power_sums<accumulator_t<T>> scalar_sums(std::span<const T> x, const MT* mask, a
 #endif
 namespace stdx = std::experimental;
 
+/// 1 where the mask entry is non-zero, 0 where it is zero (finite entries), as a vector of the mask's type: |m| is
+/// scaled up twice by 2^k, with 2^{2k} above 1/denorm_min, and clipped at 1. Arithmetic instead of simd_mask, whose
+/// masked assignment Clang 14 miscompiles with libstdc++'s AVX-512 simd.
+template <class VM>
+VM keep_factor(VM m) {
+  using MT = typename VM::value_type;
+  constexpr int k = (std::numeric_limits<MT>::digits - std::numeric_limits<MT>::min_exponent) / 2 + 2;
+  const MT up = std::ldexp(MT(1), k);
+  return stdx::min(stdx::min(stdx::abs(m) * up, VM(1)) * up, VM(1));
+}
+
 /// One vectorised, unscaled pass for float/double data: max|w|, S_p, S_q over the counted entries, for the fast
 /// paths (0.5, 1) and (1, 2) (`Path`), or max|w| only (`Path == general`). Non-finite data shows as a NaN/Inf sum
 /// or max; a non-finite mask entry as a NaN `mask_check`.
@@ -224,6 +237,7 @@ power_sums<double> simd_sums(std::span<const T> x, const MT* mask, double& mask_
   const T* data = x.data();
   vt max_acc = 0;
   vt check_acc = 0;
+  [[maybe_unused]] vd count_acc = 0;
   vd sp[unroll], sq[unroll];
   for (int u = 0; u < unroll; ++u) sp[u] = sq[u] = vd(0);
   std::size_t count = 0;
@@ -235,11 +249,10 @@ power_sums<double> simd_sums(std::span<const T> x, const MT* mask, double& mask_
       if constexpr (!std::is_void_v<MT>) {
         using vm = stdx::rebind_simd_t<MT, vt>;
         const vm mk(mask + i + u * lanes, stdx::element_aligned);
-        const vt m = stdx::static_simd_cast<vt>(mk);
-        check_acc += m - m;  // NaN iff some mask entry is NaN or Inf
-        const auto dead = m == T(0);
-        stdx::where(dead, a) = T(0);
-        count += lanes - static_cast<std::size_t>(stdx::popcount(dead));
+        const vt keep = stdx::static_simd_cast<vt>(keep_factor(mk));
+        check_acc += stdx::static_simd_cast<vt>(mk - mk) + a * T(0);  // NaN iff a mask or weight entry is NaN/Inf
+        a *= keep;
+        count_acc += stdx::static_simd_cast<vd>(keep);
       }
       max_acc = stdx::max(max_acc, a);
       if constexpr (Path == pq_path::half_one) {
@@ -266,7 +279,11 @@ power_sums<double> simd_sums(std::span<const T> x, const MT* mask, double& mask_
     s.sum_q += stdx::reduce(sq[u]);
   }
   mask_check = static_cast<double>(stdx::reduce(check_acc));
-  if constexpr (std::is_void_v<MT>) count = i;
+  if constexpr (std::is_void_v<MT>) {
+    count = i;
+  } else {
+    count = static_cast<std::size_t>(stdx::reduce(count_acc));
+  }
   for (; i < n; ++i) {
     if constexpr (!std::is_void_v<MT>) {
       mask_check += static_cast<double>(mask[i]) - static_cast<double>(mask[i]);
@@ -336,6 +353,7 @@ power_sums<double> simd_scaled_sums(std::span<const T> x, const MT* mask, double
   const T* data = x.data();
   const simd_power power_p(p), power_q(q);
   vd sp = 0, sq = 0;
+  [[maybe_unused]] vd count_acc = 0;
   std::size_t count = 0;
   std::size_t i = 0;
   for (; i + lanes <= n; i += lanes) {
@@ -343,16 +361,19 @@ power_sums<double> simd_scaled_sums(std::span<const T> x, const MT* mask, double
     a = stdx::abs(a);
     if constexpr (!std::is_void_v<MT>) {
       using vm = stdx::rebind_simd_t<MT, vt>;
-      const vm mk(mask + i, stdx::element_aligned);
-      const auto dead = stdx::static_simd_cast<vt>(mk) == T(0);
-      stdx::where(dead, a) = T(0);
-      count += lanes - static_cast<std::size_t>(stdx::popcount(dead));
+      const vt keep = stdx::static_simd_cast<vt>(keep_factor(vm(mask + i, stdx::element_aligned)));
+      a *= keep;  // NaN for a non-finite masked-out weight: the caller then takes the scalar pass
+      count_acc += stdx::static_simd_cast<vd>(keep);
     }
     const vd y = stdx::static_simd_cast<vd>(a) * scale;
     sp += power_p(y);
     sq += power_q(y);
   }
-  if constexpr (std::is_void_v<MT>) count = i;
+  if constexpr (std::is_void_v<MT>) {
+    count = i;
+  } else {
+    count = static_cast<std::size_t>(stdx::reduce(count_acc));
+  }
   power_sums<double> s;
   s.sum_p = stdx::reduce(sp);
   s.sum_q = stdx::reduce(sq);
@@ -385,7 +406,7 @@ inline constexpr bool has_simd_pass =
 /// First pass over one tensor. For the fast paths: max|w|, S_p, S_q unscaled; for the general path: max|w| only.
 /// Throws on non-finite counted data or mask.
 template <class T, class MT>
-power_sums<accumulator_t<T>> first_pass(std::span<const T> x, const MT* mask, pq_path path, double p, double q,
+power_sums<accumulator_t<T>> first_pass(std::span<const T> x, const MT* mask, [[maybe_unused]] pq_path path, double p, double q,
                                         const char* func) {
   using A = accumulator_t<T>;
   power_sums<A> s;
@@ -412,7 +433,8 @@ power_sums<accumulator_t<T>> first_pass(std::span<const T> x, const MT* mask, pq
   }
   if (!finite) {
     require_finite_counted<T, MT>(x, mask, func, "w");
-    throw std::invalid_argument(std::string(func) + "(): w contains NaN or Inf");  // not reached for finite data
+    // Non-finite values only where the mask is zero: the scalar pass skips those entries.
+    s = scalar_sums<T, MT>(x, mask, A(path == pq_path::general ? 0 : 1), A(0), p, q);
   }
   return s;
 }
@@ -465,8 +487,11 @@ power_sums<accumulator_t<T>> sums_over(std::span<const counted_view<T, MT>> view
 #ifdef BIPQ_HAS_EXPERIMENTAL_SIMD
     if constexpr (has_simd_pass<T>) {
       if (use_inverse) {
-        scaled.merge(simd_scaled_sums<T, MT>(v.x, v.mask, inverse, p, q));
-        continue;
+        const auto part = simd_scaled_sums<T, MT>(v.x, v.mask, inverse, p, q);
+        if (!std::isnan(part.sum_p) && !std::isnan(part.sum_q)) {  // NaN: non-finite masked-out weights
+          scaled.merge(part);
+          continue;
+        }
       }
     }
 #endif
