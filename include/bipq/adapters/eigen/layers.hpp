@@ -250,7 +250,7 @@ class conv2d : public layer<T> {
       const std::size_t i1 = std::min(x.n, i0 + chunk), m = (i1 - i0) * P;
       const detail::const_matrix_map<T> dY(dy.data.data() + i0 * P, detail::idx(k_), detail::idx(m),
                                            Eigen::OuterStride<>(detail::idx(x.n * P)));
-      im2col(x, i0, i1, out, col.data());
+      im2col(x, i0, i1, out, col.data());  // recomputed: cheaper than keeping the forward's columns out of cache
       Eigen::Map<detail::row_matrix<T>> C(col.data(), detail::idx(crs), detail::idx(m));
       dW.noalias() += dY * C.transpose();
       if (dx != nullptr) {
@@ -607,15 +607,16 @@ class max_pool2d : public layer<T> {
         for (std::size_t oh = 0; oh < OH; ++oh) {
           const T* r0 = src + 2 * oh * Wd;
           const T* r1 = r0 + Wd;
-          for (std::size_t ow = 0; ow < OW; ++ow) {
-            const std::uint32_t j = static_cast<std::uint32_t>(2 * oh * Wd + 2 * ow);
-            T v = r0[2 * ow];
-            std::uint32_t best = j;
-            if (r0[2 * ow + 1] > v) v = r0[2 * ow + 1], best = j + 1;
-            if (r1[2 * ow] > v) v = r1[2 * ow], best = j + static_cast<std::uint32_t>(Wd);
-            if (r1[2 * ow + 1] > v) v = r1[2 * ow + 1], best = j + static_cast<std::uint32_t>(Wd) + 1;
-            dst[oh * OW + ow] = v;
-            a[oh * OW + ow] = best;
+          const std::uint32_t row = static_cast<std::uint32_t>(2 * oh * Wd), w1 = static_cast<std::uint32_t>(Wd);
+          for (std::size_t ow = 0; ow < OW; ++ow) {  // branch-free, so that the loop vectorises
+            const T x0 = r0[2 * ow], x1 = r0[2 * ow + 1], x2 = r1[2 * ow], x3 = r1[2 * ow + 1];
+            const std::uint32_t j = row + 2 * static_cast<std::uint32_t>(ow);
+            const bool top = !(x1 > x0), bottom = !(x3 > x2);
+            const T m0 = top ? x0 : x1, m1 = bottom ? x2 : x3;
+            const std::uint32_t i0 = top ? j : j + 1, i1 = bottom ? j + w1 : j + w1 + 1;
+            const bool first = !(m1 > m0);
+            dst[oh * OW + ow] = first ? m0 : m1;
+            a[oh * OW + ow] = first ? i0 : i1;
           }
         }
       }
