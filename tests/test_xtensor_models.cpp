@@ -57,11 +57,11 @@ double max_gradient_error(xa::classifier<T>& model, std::span<const std::size_t>
 
 }  // namespace
 
-TEST_CASE_TEMPLATE("gemm_accumulate adds A·B to C, for every remainder of the 4×4 tiles", T, float, double) {
+TEST_CASE_TEMPLATE("gemm_accumulate adds A·B to C, for every remainder of the 4 × 32 register tiles", T, float, double) {
   bipq::detail::rng g(7);
   for (std::size_t m : {1u, 3u, 4u, 5u, 9u})
     for (std::size_t k : {1u, 2u, 4u, 7u, 13u})
-      for (std::size_t n : {1u, 5u, 16u, 17u}) {
+      for (std::size_t n : {1u, 5u, 31u, 32u, 33u, 70u}) {
         std::vector<T> a(m * k), b(k * n), c(m * n), expected(m * n);
         for (auto& v : a) v = static_cast<T>(g.normal());
         for (auto& v : b) v = static_cast<T>(g.normal());

@@ -7,8 +7,9 @@
 // Backward, from δ_L = ∂ℓ/∂a_L [B, out]:
 //   ∂ℓ/∂W_l = δ_lᵀ h_{l−1},   ∂ℓ/∂b_l = δ_lᵀ 1,   δ_{l−1} = (δ_l W_l) ⊙ [a_{l−1} > 0].
 // Element-wise parts (bias broadcast, ReLU and its derivative, the bias gradient) are xtensor expressions; the three
-// matrix products are one register-tiled row-major kernel over the xtensor storage (`detail::gemm_accumulate`),
-// vectorised by the compiler along the contiguous rows (xtensor-blas is not required).
+// matrix products are one register-tiled row-major kernel over the xtensor storage (`detail::gemm_accumulate`,
+// 4 × 32 tiles of the output held in registers), vectorised by the compiler along the contiguous rows (xtensor-blas
+// is not required).
 //
 // Initialisation: Kaiming normal (He et al., "Delving Deep into Rectifiers", ICCV 2015, eq. 10), W_l ~ N(0, 2/in_l),
 // b_l = 0, drawn from bipq's portable seeded generator: the same seed gives the same network on every platform.
@@ -153,55 +154,48 @@ class mlp {
 
 namespace detail {
 
-/// C[m, n] += A[m, k] · B[k, n], all row-major and contiguous. Tiles of 4 rows of C × 4 rows of B: each pass over
-/// a row of C reads four rows of B once and performs 16 multiply-adds per column, independent across columns, so the
-/// compiler vectorises the column loop without reassociating any sum (the result is the same at every -O level
-/// with the same contraction setting).
-template <class T>
-void gemm_accumulate(const T* a, const T* b, T* c, std::size_t m, std::size_t k, std::size_t n) noexcept {
-  std::size_t i = 0;
-  for (; i + 4 <= m; i += 4) {
-    T* __restrict c0 = c + i * n;
-    T* __restrict c1 = c0 + n;
-    T* __restrict c2 = c1 + n;
-    T* __restrict c3 = c2 + n;
-    const T* a0 = a + i * k;
-    const T *a1 = a0 + k, *a2 = a1 + k, *a3 = a2 + k;
-    std::size_t p = 0;
-    for (; p + 4 <= k; p += 4) {
-      const T* __restrict b0 = b + p * n;
-      const T* __restrict b1 = b0 + n;
-      const T* __restrict b2 = b1 + n;
-      const T* __restrict b3 = b2 + n;
-      const T x00 = a0[p], x01 = a0[p + 1], x02 = a0[p + 2], x03 = a0[p + 3];
-      const T x10 = a1[p], x11 = a1[p + 1], x12 = a1[p + 2], x13 = a1[p + 3];
-      const T x20 = a2[p], x21 = a2[p + 1], x22 = a2[p + 2], x23 = a2[p + 3];
-      const T x30 = a3[p], x31 = a3[p + 1], x32 = a3[p + 2], x33 = a3[p + 3];
-      for (std::size_t j = 0; j < n; ++j) {
-        const T y0 = b0[j], y1 = b1[j], y2 = b2[j], y3 = b3[j];
-        c0[j] += x00 * y0 + x01 * y1 + x02 * y2 + x03 * y3;
-        c1[j] += x10 * y0 + x11 * y1 + x12 * y2 + x13 * y3;
-        c2[j] += x20 * y0 + x21 * y1 + x22 * y2 + x23 * y3;
-        c3[j] += x30 * y0 + x31 * y1 + x32 * y2 + x33 * y3;
-      }
-    }
-    for (; p < k; ++p) {
-      const T* __restrict bp = b + p * n;
-      const T x0 = a0[p], x1 = a1[p], x2 = a2[p], x3 = a3[p];
-      for (std::size_t j = 0; j < n; ++j) {
-        c0[j] += x0 * bp[j];
-        c1[j] += x1 * bp[j];
-        c2[j] += x2 * bp[j];
-        c3[j] += x3 * bp[j];
-      }
+/// Register tile of gemm_accumulate: rows × columns of C kept in local accumulators across the whole k loop.
+inline constexpr std::size_t gemm_tile_rows = 4, gemm_tile_cols = 32;
+
+/// C[i0 .. i0+R, j0 .. j0+32] += A[i0 .. i0+R, :] · B[:, j0 .. j0+32], the accumulators held in registers: per step
+/// of k, one row segment of B is loaded and R·32 multiply-adds are done, with no load or store of C.
+template <std::size_t R, class T>
+inline void gemm_tile(const T* a, const T* b, T* c, std::size_t k, std::size_t n, std::size_t i0,
+                      std::size_t j0) noexcept {
+  constexpr std::size_t nc = gemm_tile_cols;
+  T acc[R][nc];
+  for (std::size_t r = 0; r < R; ++r)
+    for (std::size_t j = 0; j < nc; ++j) acc[r][j] = c[(i0 + r) * n + j0 + j];
+  for (std::size_t p = 0; p < k; ++p) {
+    const T* __restrict bp = b + p * n + j0;
+    for (std::size_t r = 0; r < R; ++r) {
+      const T x = a[(i0 + r) * k + p];
+      for (std::size_t j = 0; j < nc; ++j) acc[r][j] += x * bp[j];
     }
   }
-  for (; i < m; ++i) {
+  for (std::size_t r = 0; r < R; ++r)
+    for (std::size_t j = 0; j < nc; ++j) c[(i0 + r) * n + j0 + j] = acc[r][j];
+}
+
+/// C[m, n] += A[m, k] · B[k, n], all row-major and contiguous. C is cut into 4 × 32 tiles whose accumulators stay in
+/// registers for the whole reduction (the compiler vectorises the 32 columns; no sum is reassociated, so the
+/// result is the same at every optimisation level with the same contraction setting); the ragged right columns
+/// (n mod 32) and bottom rows (m mod 4) take simple loops. Every C[i, j] is summed in the order p = 0, 1, ..., k−1.
+template <class T>
+void gemm_accumulate(const T* a, const T* b, T* c, std::size_t m, std::size_t k, std::size_t n) noexcept {
+  constexpr std::size_t mr = gemm_tile_rows, nc = gemm_tile_cols;
+  const std::size_t n_full = n - n % nc, m_full = m - m % mr;
+  for (std::size_t j0 = 0; j0 < n_full; j0 += nc) {
+    for (std::size_t i0 = 0; i0 < m_full; i0 += mr) gemm_tile<mr>(a, b, c, k, n, i0, j0);
+    for (std::size_t i0 = m_full; i0 < m; ++i0) gemm_tile<1>(a, b, c, k, n, i0, j0);
+  }
+  if (n_full == n) return;
+  for (std::size_t i = 0; i < m; ++i) {
     T* __restrict ci = c + i * n;
     for (std::size_t p = 0; p < k; ++p) {
       const T* __restrict bp = b + p * n;
       const T x = a[i * k + p];
-      for (std::size_t j = 0; j < n; ++j) ci[j] += x * bp[j];
+      for (std::size_t j = n_full; j < n; ++j) ci[j] += x * bp[j];
     }
   }
 }
