@@ -250,6 +250,10 @@ TEST_CASE("top_k_mask rejects bad input with the function and argument named") {
   CHECK(message([&] { bipq::top_k_mask<float>(s, 4, mask); }).find("top_k_mask(): k") == 0);
   CHECK(message([&] { bipq::top_k_mask<float>(s, 1, short_mask); }).find("top_k_mask(): mask") == 0);
   std::vector<float> eligible{1, 0, 0};
+  std::vector<float> big_scores(100000, 1.0f), big_eligible(100000, 0.0f), untouched(100000, 3.0f);
+  big_eligible[5] = 1.0f;
+  CHECK(message([&] { bipq::top_k_mask<float>(big_scores, 2, untouched, big_eligible); }).find("top_k_mask(): k") == 0);
+  CHECK(std::count(untouched.begin(), untouched.end(), 3.0f) == 100000);
   CHECK(message([&] { bipq::top_k_mask<float>(s, 2, mask, eligible); }).find("top_k_mask(): k") == 0);
   CHECK(message([&] { bipq::top_k_mask<float>(s, 1, mask, short_mask); }).find("top_k_mask(): eligible") == 0);
   for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
@@ -257,9 +261,13 @@ TEST_CASE("top_k_mask rejects bad input with the function and argument named") {
     std::vector<float> b{1, bad, 3};
     CHECK(message([&] { bipq::top_k_mask<float>(b, 1, mask); }).find("top_k_mask(): scores contains NaN or Inf") == 0);
     CHECK(message([&] { bipq::magnitude_mask<float>(b, 1, mask); }).find("magnitude_mask(): w contains NaN") == 0);
-    std::vector<float> big(100000, 1.0f), big_mask(100000);
+    std::vector<float> big(100000, 1.0f), big_mask(100000, 3.0f);
     big[77777] = bad;
     CHECK(message([&] { bipq::top_k_mask<float>(big, 10, big_mask); }).find("(index 77777)") != std::string::npos);
+    CHECK(std::count(big_mask.begin(), big_mask.end(), 3.0f) == 100000);  // nothing written on bad input
+    std::vector<long double> ld{1, 2, static_cast<long double>(bad)}, ld_mask(3, 3);
+    CHECK(message([&] { bipq::top_k_mask<long double>(ld, 1, ld_mask); }).find("top_k_mask(): scores contains NaN") == 0);
+    CHECK(ld_mask == std::vector<long double>(3, 3));
   }
   std::vector<std::span<const float>> ss{s, s};
   std::vector<std::span<float>> ms{mask};

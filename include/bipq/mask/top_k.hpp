@@ -411,10 +411,10 @@ void select_top_k(std::span<const std::span<const T>> scores, std::size_t k, std
       for (std::size_t i = 0; i < scores[j].size(); ++i) {
         if (!std::isfinite(scores[j][i])) throw_not_finite<T>(scores, func, arg, list);
         if (is_eligible(j, i)) entries.push_back({score_value<kind>(scores[j][i]), j, i});
-        masks[j][i] = T(0);  // after reading eligible[j][i]: the mask may alias it
       }
     }
     if (k > entries.size()) throw std::invalid_argument(k_message(func, k, entries.size(), has_eligible));
+    for (const auto& m : masks) std::fill(m.begin(), m.end(), T(0));
     if (k == 0) return;
     auto before = [](const entry& a, const entry& b) {
       if (a.value != b.value) return a.value > b.value;
