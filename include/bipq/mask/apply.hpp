@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "bipq/concepts.hpp"
+#include "bipq/mask/checks.hpp"
 #include "bipq/tensor.hpp"
 
 namespace bipq {
@@ -81,13 +82,13 @@ double sparsity(const X& x) {
 template <class T>
 void apply_mask(std::span<T> w, std::span<const T> mask) {
   detail::require_size(mask.size(), w.size(), "apply_mask", "mask");
-  detail::require_finite(mask, "apply_mask", "mask");
+  if (!detail::all_finite(mask.data(), mask.size())) detail::require_finite(mask, "apply_mask", "mask");
   for (std::size_t i = 0; i < w.size(); ++i) w[i] *= mask[i];
 }
 
 template <class T>
 std::size_t count_nonzero(std::span<const T> x) {
-  detail::require_finite(x, "count_nonzero", "x");
+  if (!detail::all_finite(x.data(), x.size())) detail::require_finite(x, "count_nonzero", "x");
   std::size_t nnz = 0;
   for (const T v : x) nnz += v != T(0);
   return nnz;
@@ -95,7 +96,7 @@ std::size_t count_nonzero(std::span<const T> x) {
 
 template <class T>
 double density(std::span<const T> x) {
-  detail::require_finite(x, "density", "x");
+  if (!detail::all_finite(x.data(), x.size())) detail::require_finite(x, "density", "x");
   if (x.empty()) return 0.0;
   std::size_t nnz = 0;
   for (const T v : x) nnz += v != T(0);
@@ -104,7 +105,7 @@ double density(std::span<const T> x) {
 
 template <class T>
 double sparsity(std::span<const T> x) {
-  detail::require_finite(x, "sparsity", "x");
+  if (!detail::all_finite(x.data(), x.size())) detail::require_finite(x, "sparsity", "x");
   return x.empty() ? 0.0 : 1.0 - density(x);
 }
 
@@ -114,11 +115,9 @@ density_report density(std::span<const std::span<const T>> xs) {
   r.per_tensor.reserve(xs.size());
   std::size_t nnz = 0, n = 0;
   for (std::size_t j = 0; j < xs.size(); ++j) {
-    for (std::size_t i = 0; i < xs[j].size(); ++i) {
-      if (!std::isfinite(xs[j][i])) {
-        throw std::invalid_argument("density(): xs[" + std::to_string(j) + "] contains NaN or Inf (index " +
-                                    std::to_string(i) + ")");
-      }
+    if (!detail::all_finite(xs[j].data(), xs[j].size())) {
+      const std::string arg = "xs[" + std::to_string(j) + "]";
+      detail::require_finite(xs[j], "density", arg.c_str());
     }
     std::size_t nnz_j = 0;
     for (const T v : xs[j]) nnz_j += v != T(0);

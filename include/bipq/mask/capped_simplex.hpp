@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "bipq/concepts.hpp"
+#include "bipq/mask/checks.hpp"
 #include "bipq/tensor.hpp"
 
 namespace bipq {
@@ -94,29 +95,11 @@ void sum_clipped(const T* y, std::size_t n, double p1, double p2, double& f1, do
   }
 }
 
-/// True if every entry is finite; branch-free on the bits for float and double, so that it vectorises.
-template <class T>
-bool all_finite(const T* x, std::size_t n) {
-  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
-    using U = std::conditional_t<std::is_same_v<T, float>, std::uint32_t, std::uint64_t>;
-    constexpr U magnitude = std::numeric_limits<U>::max() >> 1;
-    constexpr U exponent = std::is_same_v<T, float> ? U(0x7f800000u) : U(0x7ff0000000000000ull);
-    U bad = 0;
-    for (std::size_t i = 0; i < n; ++i) bad |= U((std::bit_cast<U>(x[i]) & magnitude) >= exponent);
-    return bad == 0;
-  } else {
-    for (std::size_t i = 0; i < n; ++i) {
-      if (!std::isfinite(x[i])) return false;
-    }
-    return true;
-  }
-}
-
 /// λ of the projection, using `scratch` (size ≥ v.size(), may not overlap v) as working storage.
 ///
 /// Search over the breakpoints of f: the interval (lo, hi) with f(lo) ≥ k ≥ f(hi) shrinks until no breakpoint is
 /// left inside, entries whose both breakpoints are outside it being folded into counts (at 1, or linear). Pivots
-/// come from a sample of at most 4096 open entries (Floyd & Rivest 1975): the breakpoints of the sample, sorted,
+/// come from a sample of 8√open (64 to 4096) open entries (Floyd & Rivest 1975): the breakpoints of the sample, sorted,
 /// give the root of the sampled f, and two breakpoints ±4σ around it bracket the true root with high probability;
 /// when all open entries fit in the sample, the two pivots are the exact neighbouring breakpoints of the root.
 /// Correctness never depends on the sample: each round moves lo or hi onto a breakpoint that was inside.
@@ -146,8 +129,11 @@ double capped_simplex_lambda(std::span<const T> v, double k, simplex_constraint 
   std::vector<double> sample, breakpoints;
   auto f_outside = [&](double p) { return n_one + sum_free - n_free * p; };
   while (open > 0) {
-    // Sample of the open entries (all of them when few), its breakpoints inside (lo, hi), sorted.
-    const std::size_t stride = open <= max_sample ? 1 : open / max_sample;
+    // Sample of the open entries (all of them when few), its breakpoints inside (lo, hi), sorted. Its size,
+    // 8√open between 64 and 4096, keeps the sort and the bisection well below the O(open) passes.
+    const std::size_t sample_size =
+        std::clamp<std::size_t>(std::size_t(8.0 * std::sqrt(double(open))), 64, max_sample);
+    const std::size_t stride = open <= sample_size ? 1 : open / sample_size;
     sample.clear();
     for (std::size_t i = 0; i < open; i += stride) sample.push_back(double(open_data[i]));
     const bool exact = stride == 1;

@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "bipq/concepts.hpp"
-#include "bipq/mask/shape.hpp"
+#include "bipq/mask/checks.hpp"
 #include "bipq/mask/top_k.hpp"
 #include "bipq/tensor.hpp"
 
@@ -118,7 +118,7 @@ template <class T>
 std::vector<double> group_norms(std::span<const T> w, std::span<const std::size_t> shape, group_axis axis,
                                 group_norm norm) {
   const detail::group_layout g = detail::make_group_layout(shape, w.size(), axis, "group_norms");
-  detail::require_finite(w, "group_norms", "w");
+  if (!detail::all_finite(w.data(), w.size())) detail::require_finite(w, "group_norms", "w");
   return detail::group_norms_checked(w, g, axis, norm);
 }
 
@@ -132,7 +132,7 @@ void group_top_k_mask(std::span<const T> w, std::span<const std::size_t> shape, 
     throw std::invalid_argument(std::string(func) + "(): k_groups must be <= the number of groups (k_groups = " +
                                 std::to_string(k_groups) + ", " + std::to_string(g.groups) + " groups)");
   }
-  detail::require_finite(w, func, "w");
+  if (!detail::all_finite(w.data(), w.size())) detail::require_finite(w, func, "w");
   const std::vector<double> norms = detail::group_norms_checked(w, g, axis, norm);
   std::vector<double> keep(g.groups);
   top_k_mask<double>(norms, k_groups, keep);

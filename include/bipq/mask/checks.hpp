@@ -1,8 +1,13 @@
 #pragma once
-// Shape checks shared by the structured mask operators (group top-k, N:M).
+// Checks shared by the mask operators: shapes of structured operators (group top-k, N:M), and a vectorised
+// finiteness test.
 
+#include <bit>
+#include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <limits>
+#include <type_traits>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -36,6 +41,25 @@ inline std::size_t checked_shape_size(std::span<const std::size_t> shape, std::s
                                 " elements but w has " + std::to_string(size));
   }
   return n;
+}
+
+/// True if every entry is finite; branch-free on the bits for float and double, so that it vectorises (the
+/// message with the offending index comes from require_finite, called only when this fails).
+template <class T>
+bool all_finite(const T* x, std::size_t n) {
+  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
+    using U = std::conditional_t<std::is_same_v<T, float>, std::uint32_t, std::uint64_t>;
+    constexpr U magnitude = std::numeric_limits<U>::max() >> 1;
+    constexpr U exponent = std::is_same_v<T, float> ? U(0x7f800000u) : U(0x7ff0000000000000ull);
+    U bad = 0;
+    for (std::size_t i = 0; i < n; ++i) bad |= U((std::bit_cast<U>(x[i]) & magnitude) >= exponent);
+    return bad == 0;
+  } else {
+    for (std::size_t i = 0; i < n; ++i) {
+      if (!std::isfinite(x[i])) return false;
+    }
+    return true;
+  }
 }
 
 }  // namespace bipq::detail
