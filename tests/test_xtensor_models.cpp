@@ -291,6 +291,9 @@ TEST_CASE("bad input is rejected with messages that name the function and the ar
   const std::size_t out_of_range[] = {0, 10};
   CHECK_THROWS_WITH_AS(model.loss_and_gradient(out_of_range),
                        "classifier::loss_and_gradient(): indices[1] = 10 is out of range", std::invalid_argument);
+  CHECK_THROWS_WITH_AS(model.evaluate(model.test_data(), 0), "classifier::evaluate(): chunk must be > 0",
+                       std::invalid_argument);
+  CHECK(std::isnan(model.evaluate(xa::head(model.test_data(), 0)).accuracy));
   const float pixels[] = {1, 2, 3};
   const int labels[] = {0, 1};
   CHECK_THROWS_WITH_AS((xa::make_dataset<float, float, int>(pixels, 2, labels, 2)),

@@ -10,6 +10,7 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -73,15 +74,17 @@ class classifier {
     return loss;
   }
 
-  /// Loss and accuracy on the test data (no gradient, no state change), in chunks of `chunk` samples.
+  /// Loss and accuracy on the test data (no gradient, no state change); NaN for an empty test set.
   evaluation evaluate() { return evaluate(test_); }
 
-  /// Loss and accuracy on any data set with the network's shapes (e.g. the training data).
+  /// Loss and accuracy on any data set with the network's shapes (e.g. the training data), forward passes of
+  /// `chunk` samples at a time. Throws std::invalid_argument if chunk is 0 or the feature count differs.
   evaluation evaluate(const dataset<T>& data, std::size_t chunk = 1000) {
+    if (chunk == 0) throw std::invalid_argument("classifier::evaluate(): chunk must be > 0");
     if (data.size() > 0 && data.features() != network_.inputs())
       throw std::invalid_argument("classifier::evaluate(): data has the wrong number of features");
+    if (data.size() == 0) return {std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::quiet_NaN()};
     evaluation e;
-    if (data.size() == 0) return e;
     double loss = 0.0;
     std::size_t correct = 0;
     std::vector<std::size_t> idx;
