@@ -85,6 +85,11 @@ TEST_CASE("conv2d backward matches finite differences (im2col + GEMM path)") {
     randomize_parameters(c, 11);
     check_gradients(c, {4, 7, 6}, 2);
   }
+  SUBCASE("3x3, stride 1, no padding, rows of one vector (dx gathered from zero-padded rows)") {
+    conv2d<double> c(4, 3, 3);
+    randomize_parameters(c, 15);
+    check_gradients(c, {4, 7, 6}, 3);
+  }
   SUBCASE("5x5, stride 1, no padding (LeNet's conv2)") {
     conv2d<double> c(6, 4, 5);
     randomize_parameters(c, 12);
@@ -273,4 +278,37 @@ TEST_CASE("layers reject inputs they cannot take") {
   CHECK_THROWS_AS(max_pool2d<double>(3).output_shape({1, 2, 8}), std::invalid_argument);
   CHECK_THROWS_AS(batch_norm2d<double>(3).output_shape({2, 4, 4}), std::invalid_argument);
   CHECK_THROWS_AS(linear<double>(0, 3), std::invalid_argument);
+}
+
+TEST_CASE("conv2d in float agrees with double on LeNet's conv2 (float gathers dx, double scatters it)") {
+  conv2d<float> cf(6, 16, 5);
+  conv2d<double> cd(6, 16, 5);
+  randomize_parameters(cd, 60);
+  for (std::size_t p = 0; p < 2; ++p)
+    for (std::size_t j = 0; j < cd.parameters()[p].value.size(); ++j)
+      cf.parameters()[p].value[j] = static_cast<float>(cd.parameters()[p].value[j]);
+  cf.set_threads(1);
+  cd.set_threads(1);
+  activation<double> xd, yd, ud, dxd;
+  activation<float> xf, yf, uf, dxf;
+  xd.resize({6, 14, 14}, 9);  // 9 images: chunks of 4, 4 and 1
+  fill_random(xd.data, 61);
+  xf.resize({6, 14, 14}, 9);
+  std::copy(xd.data.begin(), xd.data.end(), xf.data.begin());
+  const thread_context ctx{0, true, nullptr};
+  cd.forward(ctx, xd, yd);
+  cf.forward(ctx, xf, yf);
+  ud.resize(yd.sample_shape(), 9);
+  fill_random(ud.data, 62);
+  uf.resize(yd.sample_shape(), 9);
+  std::copy(ud.data.begin(), ud.data.end(), uf.data.begin());
+  cd.backward(ctx, xd, yd, ud, &dxd);
+  cf.backward(ctx, xf, yf, uf, &dxf);
+  cd.reduce_gradients(1);
+  cf.reduce_gradients(1);
+  REQUIRE(dxf.data.size() == dxd.data.size());
+  for (std::size_t j = 0; j < yd.data.size(); ++j) CHECK(yf.data[j] == doctest::Approx(yd.data[j]).epsilon(1e-4).scale(1.0));
+  for (std::size_t j = 0; j < dxd.data.size(); ++j) CHECK(dxf.data[j] == doctest::Approx(dxd.data[j]).epsilon(1e-4).scale(1.0));
+  for (std::size_t j = 0; j < cd.parameters()[0].grad.size(); ++j)
+    CHECK(cf.parameters()[0].grad[j] == doctest::Approx(cd.parameters()[0].grad[j]).epsilon(1e-4).scale(1.0));
 }

@@ -201,6 +201,7 @@ class conv2d : public layer<T> {
   void set_threads(std::size_t threads) override {
     layer<T>::set_threads(threads);
     cols_.resize(threads);
+    padded_.resize(threads);
   }
 
   /// True when the layer uses the direct kernel rather than im2col + GEMM: stride 1 and C·R·S ≤ 32 (a first layer
@@ -237,8 +238,13 @@ class conv2d : public layer<T> {
     if (direct()) return direct_backward(ctx, x, y, dy, dx);
     const shape3 out = y.sample_shape();
     const std::size_t P = out.h * out.w, crs = c_ * r_ * r_, chunk = images_per_chunk(P);
+    // Without padding, with stride 1 and input rows of at most one vector, ∂ℓ/∂x is gathered rather than scattered:
+    // the output rows are padded with at least R − 1 zeros to one vector (OWp), so that every input row of dx is the
+    // sum of R·R whole-vector loads from the columns, shifted by s, kept in a register (see col2im_gather).
+    const std::size_t OWp = vec, Pp = out.h * OWp;
+    const bool padded_rows = dx != nullptr && pad_ == 0 && stride_ == 1 && x.w <= vec && OWp - out.w >= r_ - 1;
     std::vector<T>& col = cols_[ctx.thread];
-    col.resize(crs * chunk * P);
+    col.resize(crs * chunk * (padded_rows ? Pp : P) + vec);  // + vec: zeros read before the first padded row
     std::vector<T>& gw = this->thread_grad(0, ctx);
     Eigen::Map<detail::row_matrix<T>> dW(gw.data(), detail::idx(k_), detail::idx(crs));
     const Eigen::Map<const detail::row_matrix<T>> W(this->params_[0].value.data(), detail::idx(k_), detail::idx(crs));
@@ -253,7 +259,20 @@ class conv2d : public layer<T> {
       im2col(x, i0, i1, out, col.data());  // recomputed: cheaper than keeping the forward's columns out of cache
       Eigen::Map<detail::row_matrix<T>> C(col.data(), detail::idx(crs), detail::idx(m));
       dW.noalias() += dY * C.transpose();
-      if (dx != nullptr) {
+      if (padded_rows) {
+        std::vector<T>& dyp = padded_[ctx.thread];
+        const std::size_t mp = (i1 - i0) * Pp;
+        dyp.assign(k_ * mp, T(0));
+        for (std::size_t k = 0; k < k_; ++k)
+          for (std::size_t i = i0; i < i1; ++i)
+            for (std::size_t oh = 0; oh < out.h; ++oh)
+              std::copy_n(dy.channel(k) + i * P + oh * out.w, out.w, dyp.data() + k * mp + (i - i0) * Pp + oh * OWp);
+        const Eigen::Map<const detail::row_matrix<T>> dYp(dyp.data(), detail::idx(k_), detail::idx(mp));
+        Eigen::Map<detail::row_matrix<T>> Cp(col.data() + vec, detail::idx(crs), detail::idx(mp));
+        Cp.noalias() = W.transpose() * dYp;
+        std::fill_n(col.data(), vec, T(0));
+        col2im_gather(col.data() + vec, i0, i1, out, *dx);
+      } else if (dx != nullptr) {
         C.noalias() = W.transpose() * dY;
         col2im(col.data(), i0, i1, out, *dx);
       }
@@ -272,7 +291,8 @@ class conv2d : public layer<T> {
  private:
   std::size_t c_, k_, r_, stride_, pad_;
   bool bias_;
-  std::vector<std::vector<T>> cols_;  // per-thread im2col buffer
+  std::vector<std::vector<T>> cols_;     // per-thread im2col buffer
+  std::vector<std::vector<T>> padded_;   // per-thread ∂ℓ/∂y on zero-padded rows
 
   // Direct kernels (stride 1). Each image is first copied into a zero-padded buffer xp[c][H + 2p][W + 2p] (plus a
   // vector of slack, so that the last 16-wide load of a row stays inside the buffer); output rows are computed in
@@ -456,6 +476,26 @@ class conv2d : public layer<T> {
               for (std::size_t ow = ow_hi; ow < out.w; ++ow) d[ow] = T(0);
             }
           }
+        }
+  }
+
+  // dx[c, i, ih, :] = Σ_{r,s} col[(c·R + r)·R + s][i, ih − r, · − s] for stride 1 and no padding, with the columns
+  // on rows of one vector whose lanes ≥ OW are 0 (and a vector of zeros before the first row): the load shifted by
+  // −s brings lane iw − s to lane iw, and lanes outside [0, OW) read zeros. The sum is accumulated in a register and
+  // each row of dx written once.
+  void col2im_gather(const T* col, std::size_t i0, std::size_t i1, shape3 out, activation<T>& dx) const {
+    const std::size_t HW = dx.h * dx.w, Pp = out.h * vec, mp = (i1 - i0) * Pp;
+    for (std::size_t c = 0; c < c_; ++c)
+      for (std::size_t i = i0; i < i1; ++i)
+        for (std::size_t ih = 0; ih < dx.h; ++ih) {
+          vector_type acc{};
+          for (std::size_t r = 0; r < r_ && r <= ih; ++r) {
+            const std::size_t oh = ih - r;
+            if (oh >= out.h) continue;
+            const T* src = col + ((c * r_ + r) * r_) * mp + (i - i0) * Pp + oh * vec;
+            for (std::size_t s = 0; s < r_; ++s) acc += load(src + s * mp - s);
+          }
+          std::memcpy(dx.data.data() + (c * dx.n + i) * HW + ih * dx.w, &acc, dx.w * sizeof(T));
         }
   }
 
