@@ -216,13 +216,26 @@ namespace stdx = std::experimental;
 /// 1 where the mask entry is non-zero, 0 where it is zero (finite entries), as a vector of the mask's type: |m| is
 /// scaled up twice by 2^k, with 2^{2k} above 1/denorm_min, and clipped at 1. Arithmetic instead of simd_mask, whose
 /// masked assignment Clang 14 miscompiles with libstdc++'s AVX-512 simd.
-template <class VM>
-VM keep_factor(VM m) {
-  using MT = typename VM::value_type;
+template <class MT>
+constexpr MT keep_scale() {
   constexpr int k = (std::numeric_limits<MT>::digits - std::numeric_limits<MT>::min_exponent) / 2 + 2;
-  const MT up = std::ldexp(MT(1), k);
-  return stdx::min(stdx::min(stdx::abs(m) * up, VM(1)) * up, VM(1));
+  MT up = 1;
+  for (int i = 0; i < k; ++i) up *= 2;
+  return up;
 }
+
+template <class VM>
+struct keep_factor {
+  using MT = typename VM::value_type;
+  VM up = VM(keep_scale<MT>());  // broadcast once, outside the loops
+  VM one = VM(MT(1));
+#if defined(__GNUC__)
+  [[gnu::always_inline]]
+#endif
+  VM operator()(const VM& m) const {
+    return stdx::min(stdx::min(stdx::abs(m) * up, one) * up, one);
+  }
+};
 
 /// One vectorised, unscaled pass for float/double data: max|w|, S_p, S_q over the counted entries, for the fast
 /// paths (0.5, 1) and (1, 2) (`Path`), or max|w| only (`Path == general`). Non-finite data shows as a NaN/Inf sum
@@ -238,6 +251,8 @@ power_sums<double> simd_sums(std::span<const T> x, const MT* mask, double& mask_
   vt max_acc = 0;
   vt check_acc = 0;
   [[maybe_unused]] vd count_acc = 0;
+  using vm = stdx::rebind_simd_t<std::conditional_t<std::is_void_v<MT>, T, MT>, vt>;
+  [[maybe_unused]] const keep_factor<vm> keep_of;
   vd sp[unroll], sq[unroll];
   for (int u = 0; u < unroll; ++u) sp[u] = sq[u] = vd(0);
   std::size_t count = 0;
@@ -247,9 +262,8 @@ power_sums<double> simd_sums(std::span<const T> x, const MT* mask, double& mask_
       vt a(data + i + u * lanes, stdx::element_aligned);
       a = stdx::abs(a);
       if constexpr (!std::is_void_v<MT>) {
-        using vm = stdx::rebind_simd_t<MT, vt>;
         const vm mk(mask + i + u * lanes, stdx::element_aligned);
-        const vt keep = stdx::static_simd_cast<vt>(keep_factor(mk));
+        const vt keep = stdx::static_simd_cast<vt>(keep_of(mk));
         check_acc += stdx::static_simd_cast<vt>(mk - mk) + a * T(0);  // NaN iff a mask or weight entry is NaN/Inf
         a *= keep;
         count_acc += stdx::static_simd_cast<vd>(keep);
@@ -354,14 +368,15 @@ power_sums<double> simd_scaled_sums(std::span<const T> x, const MT* mask, double
   const simd_power power_p(p), power_q(q);
   vd sp = 0, sq = 0;
   [[maybe_unused]] vd count_acc = 0;
+  using vm = stdx::rebind_simd_t<std::conditional_t<std::is_void_v<MT>, T, MT>, vt>;
+  [[maybe_unused]] const keep_factor<vm> keep_of;
   std::size_t count = 0;
   std::size_t i = 0;
   for (; i + lanes <= n; i += lanes) {
     vt a(data + i, stdx::element_aligned);
     a = stdx::abs(a);
     if constexpr (!std::is_void_v<MT>) {
-      using vm = stdx::rebind_simd_t<MT, vt>;
-      const vt keep = stdx::static_simd_cast<vt>(keep_factor(vm(mask + i, stdx::element_aligned)));
+      const vt keep = stdx::static_simd_cast<vt>(keep_of(vm(mask + i, stdx::element_aligned)));
       a *= keep;  // NaN for a non-finite masked-out weight: the caller then takes the scalar pass
       count_acc += stdx::static_simd_cast<vd>(keep);
     }
