@@ -238,6 +238,7 @@ void second_term_table(std::size_t seeds) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // tables appear row by row also when redirected to a file
   std::size_t seeds = 100, study_seeds = 10, exact_seeds = 10;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::size_t v = static_cast<std::size_t>(std::strtoull(argv[i + 1], nullptr, 10));
