@@ -6,9 +6,11 @@
 // with s = |w| it is magnitude pruning, Han et al. 2015). Ties are broken by the lower flat index (and, across
 // tensors, by the lower tensor index first), so the mask is a deterministic function of the scores.
 //
-// Selection is O(n) and never sorts: a 65 536-bucket histogram of the high 16 bits of an order-preserving integer
-// key locates the bucket holding the k-th largest score; a second pass writes the mask and collects the entries of
-// that bucket, among which std::nth_element finds the exact threshold. Small inputs use nth_element directly.
+// Selection is O(n) and never sorts. Scores become integer keys with the same order (IEEE bits, sign-flipped).
+// A strided sample of the keys brackets the k-th largest one (Floyd & Rivest 1975); a vectorised pass writes the
+// mask outside the bracket, and std::nth_element on the ≈1% of keys inside it gives the exact threshold. If the
+// bracket misses, a 65 536-bucket histogram of the high 16 bits locates the threshold's bucket instead. Inputs
+// below 32 768 entries use nth_element on the keys directly. Validation comes first: bad input writes nothing.
 
 #include <algorithm>
 #include <bit>
