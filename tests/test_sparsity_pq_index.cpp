@@ -93,7 +93,7 @@ TEST_CASE("Theorem 1: I = 0 for constant |w|, I = 1 - d^(1/q-1/p) for one-hot w,
       // Float data on the (0.5, 1) path: float square roots, relative error ≤ 2^-24 each, so |I| ≤ 2^-23.
       CHECK(std::fabs(bipq::pq_index(constant, p, q)) <= (p == 0.5 && q == 1.0 ? 0x1p-23 : 1e-12));
       std::vector<double> constant_double(constant.begin(), constant.end());
-      CHECK(std::fabs(bipq::pq_index(constant_double, p, q)) <= 1e-14);
+      CHECK(std::fabs(bipq::pq_index(constant_double, p, q)) <= 1e-12);  // rounding of d equal terms
       std::vector<double> one_hot(d, 0.0);
       one_hot[g.below(d)] = -2.5;
       const double bound = 1.0 - std::pow(static_cast<double>(d), 1.0 / q - 1.0 / p);
