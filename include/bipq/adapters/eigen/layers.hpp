@@ -369,6 +369,22 @@ class conv2d : public layer<T> {
     }
   }
 
+  // ga[s] += Σ_{oh, lanes} g[oh][·] ⊙ xr[oh][· + s] for s < S (S independent accumulators, one load of g each).
+  template <std::size_t S>
+  static void weight_row_gradient(const T* g, std::size_t row, const T* xr, std::size_t Wp, std::size_t OH, T* ga) {
+    vector_type acc[S] = {};
+    for (std::size_t oh = 0; oh < OH; ++oh)
+      for (std::size_t b = 0; b < row; b += vec) {
+        const vector_type gv = load(g + oh * row + b);
+        const T* xs = xr + oh * Wp + b;
+        for (std::size_t s = 0; s < S; ++s) acc[s] += gv * load(xs + s);
+      }
+    for (std::size_t s = 0; s < S; ++s) {
+      const vector_type v = acc[s] + load(ga + s * vec);
+      std::memcpy(ga + s * vec, &v, sizeof v);
+    }
+  }
+
   // ∂ℓ/∂W[k][c][r][s] = Σ_{i,oh,ow} dy[k,i,oh,ow] xp[c][oh+r][ow+s], accumulated in vectors over the slice and
   // summed across lanes once at the end; ∂ℓ/∂b_k = Σ dy[k]; ∂ℓ/∂x by scattering W[k][c][r][s]·dy[k][oh][ow] into a
   // padded buffer, then cropping.
@@ -395,27 +411,16 @@ class conv2d : public layer<T> {
           (*gb)[k] += sum;
         }
         for (std::size_t c = 0; c < c_; ++c)
-          for (std::size_t r = 0; r < r_; ++r)
-            for (std::size_t s = 0; s < r_; ++s) {
-              // Four independent accumulators (rows oh mod 4) hide the latency of the fused multiply-adds.
-              vector_type a0{}, a1{}, a2{}, a3{};
-              const T* xr = xp.data() + (c * Hp + r) * Wp + s;
-              const T* gr = dyp.data();
-              std::size_t oh = 0;
-              for (; oh + 4 <= OH; oh += 4)
-                for (std::size_t b = 0; b < row; b += vec) {
-                  a0 += load(gr + oh * row + b) * load(xr + oh * Wp + b);
-                  a1 += load(gr + (oh + 1) * row + b) * load(xr + (oh + 1) * Wp + b);
-                  a2 += load(gr + (oh + 2) * row + b) * load(xr + (oh + 2) * Wp + b);
-                  a3 += load(gr + (oh + 3) * row + b) * load(xr + (oh + 3) * Wp + b);
-                }
-              for (; oh < OH; ++oh)
-                for (std::size_t b = 0; b < row; b += vec) a0 += load(gr + oh * row + b) * load(xr + oh * Wp + b);
-              vector_type acc = (a0 + a1) + (a2 + a3);
-              T* ga = gacc.data() + (k * crs + (c * r_ + r) * r_ + s) * vec;
-              acc += load(ga);
-              std::memcpy(ga, &acc, sizeof acc);
+          for (std::size_t r = 0; r < r_; ++r) {
+            const T* xr = xp.data() + (c * Hp + r) * Wp;
+            T* ga = gacc.data() + (k * crs + (c * r_ + r) * r_) * vec;
+            switch (r_) {  // the usual kernel sizes: one ∂ℓ/∂y load serves the whole kernel row
+              case 3: weight_row_gradient<3>(dyp.data(), row, xr, Wp, OH, ga); break;
+              case 5: weight_row_gradient<5>(dyp.data(), row, xr, Wp, OH, ga); break;
+              default:
+                for (std::size_t s = 0; s < r_; ++s) weight_row_gradient<1>(dyp.data(), row, xr + s, Wp, OH, ga + s * vec);
             }
+          }
         if (dx != nullptr)
           for (std::size_t c = 0; c < c_; ++c)
             for (std::size_t r = 0; r < r_; ++r)
