@@ -443,14 +443,27 @@ void select_top_k(std::span<const std::span<const T>> scores, std::size_t k, std
 
     if (total < radix_min_size || total > std::numeric_limits<std::uint32_t>::max()) {
       std::vector<U> keys;
-      keys.reserve(total);
       U bad = 0;
-      for (std::size_t j = 0; j < scores.size(); ++j) {
-        for (std::size_t i = 0; i < scores[j].size(); ++i) {
-          U raw;
-          const U key = score_key<kind>(scores[j][i], raw);
-          bad |= (raw >= K::exponent);
-          if (is_eligible(j, i)) keys.push_back(key);
+      if (!has_eligible) {
+        keys.resize(total);
+        std::size_t at = 0;
+        for (const auto& x : scores) {
+          for (std::size_t i = 0; i < x.size(); ++i) {
+            U raw;
+            keys[at + i] = score_key<kind>(x[i], raw);
+            bad |= U(raw >= K::exponent);
+          }
+          at += x.size();
+        }
+      } else {
+        keys.reserve(total);
+        for (std::size_t j = 0; j < scores.size(); ++j) {
+          for (std::size_t i = 0; i < scores[j].size(); ++i) {
+            U raw;
+            const U key = score_key<kind>(scores[j][i], raw);
+            bad |= U(raw >= K::exponent);
+            if (eligible[j][i] != T(0)) keys.push_back(key);
+          }
         }
       }
       if (bad) throw_not_finite<T>(scores, func, arg, list);
@@ -462,10 +475,19 @@ void select_top_k(std::span<const std::span<const T>> scores, std::size_t k, std
       const threshold th = find_threshold(keys, k);
       std::size_t ties_left = th.ties_kept;
       for (std::size_t j = 0; j < scores.size(); ++j) {
+        const T* x = scores[j].data();
+        const T* e = has_eligible ? eligible[j].data() : nullptr;
+        T* m = masks[j].data();
         for (std::size_t i = 0; i < scores[j].size(); ++i) {
           U raw;
-          const U key = score_key<kind>(scores[j][i], raw);
-          masks[j][i] = is_eligible(j, i) ? write_final(key, th, ties_left) : T(0);
+          const U key = score_key<kind>(x[i], raw);
+          const bool in = !e || e[i] != T(0);
+          if (key == th.key && in) [[unlikely]] {
+            m[i] = ties_left > 0 ? T(1) : T(0);
+            ties_left -= ties_left > 0;
+          } else {
+            m[i] = (in && key > th.key) ? T(1) : T(0);
+          }
         }
       }
       return;
