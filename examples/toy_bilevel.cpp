@@ -9,7 +9,7 @@
 //   3. When the first-order IG's second term −(1/γ) g⊙m⊙g helps or hurts: first_order against none over γ and the
 //      number of lower steps.
 //
-// Usage: toy_bilevel [--seeds N] [--study-seeds M] [--exact-seeds E]   (defaults 100, 10, 10)
+// Usage: toy_bilevel [--seeds N] [--study-seeds M] [--exact-seeds E]   (defaults 100, 10, 5)
 
 #include <algorithm>
 #include <chrono>
@@ -148,9 +148,9 @@ bipq::bilevel_params scores_settings(bipq::implicit_gradient_mode mode) {
 bipq::bilevel_params relaxed_settings(bipq::implicit_gradient_mode mode) {
   bipq::bilevel_params p = scores_settings(mode);
   p.parametrization = bipq::mask_parametrization::relaxed;
-  p.gamma = 0.1;
-  p.upper_learning_rate = 0.01;
-  p.iterations = 1000;
+  p.gamma = 0.01;
+  p.upper_learning_rate = 0.03;
+  p.iterations = 300;
   return p;
 }
 
@@ -239,7 +239,7 @@ void second_term_table(std::size_t seeds) {
 
 int main(int argc, char** argv) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // tables appear row by row also when redirected to a file
-  std::size_t seeds = 100, study_seeds = 10, exact_seeds = 10;
+  std::size_t seeds = 100, study_seeds = 10, exact_seeds = 5;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::size_t v = static_cast<std::size_t>(std::strtoull(argv[i + 1], nullptr, 10));
     if (std::strcmp(argv[i], "--seeds") == 0) seeds = v;

@@ -19,11 +19,11 @@ std::size_t hits(const std::vector<double>& mask, const std::vector<std::size_t>
 
 }  // namespace
 
-TEST_CASE("BiP (relaxed masks, first-order IG) finds more of a planted support than magnitude pruning of A⁺b") {
+TEST_CASE("BiP (relaxed masks, IG without the second term) finds more of a planted support than magnitude pruning of A⁺b") {
   bipq::bilevel_params p;
   p.k = 20;
   p.parametrization = bipq::mask_parametrization::relaxed;
-  p.ig_mode = bipq::implicit_gradient_mode::first_order;
+  p.ig_mode = bipq::implicit_gradient_mode::none;
   p.gamma = 0.01;
   p.lower_steps = 10;
   p.lower_learning_rate = 0.5;
@@ -49,8 +49,10 @@ TEST_CASE("BiP (relaxed masks, first-order IG) finds more of a planted support t
     magnitude_total += hm;
     exact += h == 20 ? 1u : 0u;
   }
-  // The setting of table 3 of docs/bilevel.md (gamma = 0.01, 10 lower steps); 4 seeds must reach 17.5 on average.
-  CHECK(static_cast<double>(bip_total) / seeds >= 17.5);
+  // Over 100 seeds this setting finds 19.49 of 20 on average and the whole support in 65 (docs/bilevel.md,
+  // table 2); 4 seeds must reach 18.5 on average and one exact recovery.
+  CHECK(static_cast<double>(bip_total) / seeds >= 18.5);
+  CHECK(exact >= 1);
   MESSAGE("exact recoveries: " << exact << " of " << seeds << "; magnitude pruning finds " << magnitude_total << " of "
                                << 20 * seeds);
 }
