@@ -1,5 +1,5 @@
 #pragma once
-// BiP: bi-level pruning (Zhang, Zhang, Chen, Jia, Wang, Hong, Liu, Chang & Liu, "Advancing Model Pruning via
+// BiP: bi-level pruning (Zhang, Yao, Ram, Zhao, Chen, Hong, Wang & Liu, "Advancing Model Pruning via
 // Bi-level Optimization", NeurIPS 2022). The mask m is the upper variable, the weights θ the lower one:
 //
 //   min_{m ∈ S} ℓ(m⊙θ*(m)),   θ*(m) = argmin_θ ℓ(m⊙θ) + (γ/2)‖θ‖²,   S = {m ∈ {0,1}^n : 1ᵀm = k}.
