@@ -111,7 +111,8 @@ void implicit_gradient_table() {
 // Table 2
 
 /// Iterative hard thresholding (Blumensath & Davies 2009): x ← H_k(x − μ Aᵀ(Ax − b)/n) from x = 0, with
-/// μ = 0.67 / λ_max(AᵀA/n) · 10 ≈ 0.67 (the best of a sweep over μ on these instances), 500 iterations.
+/// μ = 7 / λ_max(AᵀA/n) ≈ 0.67 (λ_max ≈ 10.5; the best of a sweep over μ·λ_max ∈ {1, 2, 3, 5, 7, 9, 10, 12} on
+/// 20 seeds), 500 iterations.
 std::vector<double> iterative_hard_thresholding(const Eigen::MatrixXd& a, const Eigen::VectorXd& b, std::size_t k) {
   const double n = static_cast<double>(a.rows());
   const Eigen::MatrixXd gram = a.transpose() * a / n;
