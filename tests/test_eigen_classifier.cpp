@@ -209,6 +209,9 @@ TEST_CASE("classifier rejects mismatched data and bad indices") {
   CHECK_THROWS_AS(classifier(m, small, good), std::invalid_argument);
   CHECK_THROWS_AS(classifier(m, good, good, 0), std::invalid_argument);
   classifier problem(m, good, good);
+  const dataset empty;
+  classifier no_test(m, good, empty);
+  CHECK(std::isnan(no_test.evaluate().accuracy));
   const std::vector<std::size_t> bad{0, 4};
   CHECK_THROWS_WITH_AS(problem.loss_and_gradient(bad), doctest::Contains("indices"), std::invalid_argument);
   CHECK_THROWS_AS(problem.loss_and_gradient(std::span<const std::size_t>{}), std::invalid_argument);

@@ -42,7 +42,7 @@ struct dataset {
     if (channels == 0 || height == 0 || width == 0) fail("has a zero channel count, height or width");
     if (static_cast<std::size_t>(images.rows()) != labels.size())
       fail("has " + std::to_string(images.rows()) + " images but " + std::to_string(labels.size()) + " labels");
-    if (static_cast<std::size_t>(images.cols()) != sample_size())
+    if (images.rows() > 0 && static_cast<std::size_t>(images.cols()) != sample_size())
       fail("has images of " + std::to_string(images.cols()) + " values, expected channels*height*width = " +
            std::to_string(sample_size()));
     if (num_classes == 0) fail("has num_classes = 0");
