@@ -185,7 +185,7 @@ TEST_CASE("capped_simplex_projection edge cases") {
   bipq::capped_simplex_projection<double>(empty, 0.0, empty, simplex_constraint::equal);
 }
 
-TEST_CASE("capped_simplex_projection is deterministic") {
+TEST_CASE("capped_simplex_projection is deterministic, in place or not") {
   std::mt19937_64 rng(2);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   std::vector<float> v(50000);
@@ -194,6 +194,9 @@ TEST_CASE("capped_simplex_projection is deterministic") {
   bipq::capped_simplex_projection(v, 1234.5, a, simplex_constraint::equal);
   bipq::capped_simplex_projection(v, 1234.5, b, simplex_constraint::equal);
   CHECK(a == b);
+  std::vector<float> in_place = v;  // out == v: the search then works on a private copy
+  bipq::capped_simplex_projection(in_place, 1234.5, in_place, simplex_constraint::equal);
+  CHECK(in_place == a);
 }
 
 TEST_CASE("capped_simplex_projection rejects bad input with the function and argument named") {
