@@ -14,11 +14,11 @@
 //
 // Numerics. Only the ratio ‖w‖_p/‖w‖_q matters, so w may be scaled by any s > 0: the sums are accumulated as
 // S_e = Σ (s|w_i|)^e with s = 1/max|w|, so that every term lies in [0, 1] and q = 8 on weights of 1e30 or 1e-30
-// neither overflows nor underflows. The scale is skipped (s = 1) when it provably changes nothing: in one pass the
-// sums are accumulated unscaled in double together with max|w|, and if max|w|^q is in double's normal range with a
-// wide margin and the sums are finite the result is exact to rounding; otherwise (double weights beyond ~1e±150 for
-// q = 2, float weights beyond ~1e±38 for q = 8, ...) a second, scaled pass runs. On the fast paths with float
-// weights the unscaled pass always suffices. The value is then formed in log space,
+// neither overflows nor underflows. On the fast paths below the scale is skipped (s = 1) when it provably changes
+// nothing: in one pass the sums are accumulated unscaled in double together with max|w|, and if max|w|^q is in
+// double's normal range with a wide margin and the sums are finite the result is exact to rounding; otherwise
+// (double weights beyond ~1e±150) a second, scaled pass runs. With float weights the one pass always suffices.
+// Other pairs are always scaled (a max pass, then the powers). The value is then formed in log space,
 //   I = −expm1( (1/q − 1/p) ln d + ln(S_p)/p − ln(S_q)/q ),
 // which keeps full relative accuracy near I = 0.
 // Fast paths: (p, q) = (0.5, 1) uses a square root instead of pow (for float weights, the correctly rounded float
@@ -180,8 +180,9 @@ void require_finite_counted(std::span<const T> x, const MT* mask, const char* fu
   }
 }
 
-/// Scalar pass: max|w| over the counted entries and, if `scale` > 0, S_p and S_q of (|w| · scale) (`scale` = 0:
-/// max only). Also the reference the vectorised pass is tested against.
+/// Scalar pass: max|w| over the counted entries and S_p, S_q of y = |w|·scale (scale > 0) or y = |w|/divisor
+/// (divisor > 0, for a max|w| whose reciprocal overflows); both 0: max only. Also the reference the vectorised
+/// passes are tested against.
 template <class T, class MT>
 power_sums<accumulator_t<T>> scalar_sums(std::span<const T> x, const MT* mask, accumulator_t<T> scale,
                                          accumulator_t<T> divisor, double p, double q) {
