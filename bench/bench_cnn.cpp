@@ -65,4 +65,37 @@ void lenet5_inference(benchmark::State& state) {
 BENCHMARK(lenet5_inference)->ArgNames({"images", "threads"})->Args({2048, 1})->Args({2048, 2})->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 
+// One convolution layer, forward + backward (with the input gradient) on a 64-image slice, one thread, with the
+// kernel forced: Args: algorithm (1 = im2col + GEMM, 2 = direct), input channels, output channels, size, padding,
+// whether the input gradient is computed. LeNet's conv1 (1→6, 5×5, 28×28, pad 2, first layer: no input gradient)
+// and conv2 (6→16, 5×5, 14×14) decide the automatic choice.
+void conv_train_step(benchmark::State& state) {
+  const auto algorithm = static_cast<bipq::eigen::conv_algorithm>(state.range(0));
+  const auto c = static_cast<std::size_t>(state.range(1)), k = static_cast<std::size_t>(state.range(2));
+  const auto size = static_cast<std::size_t>(state.range(3)), pad = static_cast<std::size_t>(state.range(4));
+  const bool input_gradient = state.range(5) != 0;
+  constexpr std::size_t n = 64;
+  bipq::eigen::conv2d<float> conv(c, k, 5, 1, pad);
+  conv.set_algorithm(algorithm);
+  conv.set_threads(1);
+  bipq::detail::rng g(3);
+  conv.reset_parameters(g);
+  bipq::eigen::activation<float> x, y, dy, dx;
+  x.resize({c, size, size}, n);
+  for (float& v : x.data) v = static_cast<float>(g.uniform());
+  const bipq::eigen::thread_context ctx{0, true, nullptr};
+  conv.forward(ctx, x, y);
+  dy = y;
+  for (auto _ : state) {
+    conv.forward(ctx, x, y);
+    conv.backward(ctx, x, y, dy, input_gradient ? &dx : nullptr);
+    benchmark::DoNotOptimize(dx.data.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * n));
+}
+BENCHMARK(conv_train_step)->ArgNames({"algorithm", "c", "k", "size", "pad", "dx"})
+    ->Args({1, 1, 6, 28, 2, 0})->Args({2, 1, 6, 28, 2, 0})->Args({1, 6, 16, 14, 0, 1})->Args({2, 6, 16, 14, 0, 1})
+    ->Unit(benchmark::kMicrosecond);
+
 }  // namespace

@@ -2,6 +2,7 @@
 // the input and every parameter; and forward passes against their definitions on small cases.
 #include <doctest/doctest.h>
 
+#include <array>
 #include <cmath>
 #include <cstddef>
 #include <functional>
@@ -311,4 +312,37 @@ TEST_CASE("conv2d in float agrees with double on LeNet's conv2 (float gathers dx
   for (std::size_t j = 0; j < dxd.data.size(); ++j) CHECK(dxf.data[j] == doctest::Approx(dxd.data[j]).epsilon(1e-4).scale(1.0));
   for (std::size_t j = 0; j < cd.parameters()[0].grad.size(); ++j)
     CHECK(cf.parameters()[0].grad[j] == doctest::Approx(cd.parameters()[0].grad[j]).epsilon(1e-4).scale(1.0));
+}
+
+TEST_CASE("conv2d: forcing the direct or the GEMM kernel gives the same outputs and gradients") {
+  for (const auto& [c, k, size, pad] : {std::array<std::size_t, 4>{1, 6, 11, 2}, std::array<std::size_t, 4>{6, 4, 9, 0}}) {
+    conv2d<double> a(c, k, 5, 1, pad), b(c, k, 5, 1, pad);
+    randomize_parameters(a, 70);
+    randomize_parameters(b, 70);
+    a.set_algorithm(conv_algorithm::direct);
+    b.set_algorithm(conv_algorithm::gemm);
+    CHECK(a.direct());
+    CHECK_FALSE(b.direct());
+    a.set_threads(1);
+    b.set_threads(1);
+    activation<double> x, ya, yb, u, dxa, dxb;
+    x.resize({c, size, size}, 3);
+    fill_random(x.data, 71);
+    const thread_context ctx{0, true, nullptr};
+    a.forward(ctx, x, ya);
+    b.forward(ctx, x, yb);
+    u.resize(ya.sample_shape(), 3);
+    fill_random(u.data, 72);
+    a.backward(ctx, x, ya, u, &dxa);
+    b.backward(ctx, x, yb, u, &dxb);
+    a.reduce_gradients(1);
+    b.reduce_gradients(1);
+    for (std::size_t j = 0; j < ya.data.size(); ++j) CHECK(ya.data[j] == doctest::Approx(yb.data[j]).epsilon(1e-12));
+    for (std::size_t j = 0; j < dxa.data.size(); ++j) CHECK(dxa.data[j] == doctest::Approx(dxb.data[j]).epsilon(1e-12));
+    for (std::size_t p = 0; p < 2; ++p)
+      for (std::size_t j = 0; j < a.parameters()[p].grad.size(); ++j)
+        CHECK(a.parameters()[p].grad[j] == doctest::Approx(b.parameters()[p].grad[j]).epsilon(1e-12));
+  }
+  conv2d<double> strided(1, 2, 3, 2);
+  CHECK_THROWS_AS(strided.set_algorithm(conv_algorithm::direct), std::invalid_argument);
 }

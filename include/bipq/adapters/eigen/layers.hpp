@@ -172,6 +172,9 @@ inline Eigen::Index idx(std::size_t v) { return static_cast<Eigen::Index>(v); }
 }
 }  // namespace detail
 
+/// How conv2d computes: chosen by shape, or forced.
+enum class conv_algorithm { automatic, gemm, direct };
+
 /// 2-D convolution (cross-correlation, as in PyTorch): y[k,i,oh,ow] = b_k + Σ_{c,r,s} W[k,c,r,s] x[c,i,oh·σ−p+r,ow·σ−p+s]
 /// with zero padding p and stride σ; OH = (H + 2p − R)/σ + 1. Weight shape [K, C, R, S] (kind conv_weight), bias [K].
 /// Computed by im2col + GEMM on chunks of images small enough for the column buffer to stay in cache.
@@ -204,9 +207,19 @@ class conv2d : public layer<T> {
     padded_.resize(threads);
   }
 
-  /// True when the layer uses the direct kernel rather than im2col + GEMM: stride 1 and C·R·S ≤ 32 (a first layer
-  /// on grey images), where the GEMM's inner dimension is too short to run at speed (measured: bench/bench_cnn.cpp).
-  bool direct() const noexcept { return stride_ == 1 && c_ * r_ * r_ <= 32; }
+  /// True when the layer uses the direct kernel rather than im2col + GEMM. Automatic choice: stride 1 and
+  /// C·R·S ≤ 32 (a first layer on grey images), where the GEMM's inner dimension is too short to run at speed
+  /// (bench/bench_cnn.cpp, conv_train_step: LeNet's conv1 1.8× faster direct, conv2 4.5× faster with GEMM).
+  bool direct() const noexcept {
+    if (algorithm_ == conv_algorithm::automatic) return stride_ == 1 && c_ * r_ * r_ <= 32;
+    return algorithm_ == conv_algorithm::direct;
+  }
+  /// Forces a kernel (for measurements); `direct` requires stride 1. Throws std::invalid_argument otherwise.
+  void set_algorithm(conv_algorithm a) {
+    if (a == conv_algorithm::direct && stride_ != 1)
+      throw std::invalid_argument("conv2d::set_algorithm(): the direct kernel requires stride 1");
+    algorithm_ = a;
+  }
 
   void forward(const thread_context& ctx, const activation<T>& x, activation<T>& y) override {
     const shape3 out = output_shape(x.sample_shape());
@@ -291,6 +304,7 @@ class conv2d : public layer<T> {
  private:
   std::size_t c_, k_, r_, stride_, pad_;
   bool bias_;
+  conv_algorithm algorithm_ = conv_algorithm::automatic;
   std::vector<std::vector<T>> cols_;     // per-thread im2col buffer
   std::vector<std::vector<T>> padded_;   // per-thread ∂ℓ/∂y on zero-padded rows
 
