@@ -5,6 +5,7 @@
 // Every method starts from the same initialisation (same seed); every training run has the same length, batch,
 // optimiser and schedule. See --help and docs/results.md.
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -36,7 +37,7 @@ const char* usage = R"(usage: prune_fashion_mnist [options]
 Prunes a CNN trained on Fashion-MNIST and prints, per method: density reached, test accuracy, PQ Index of the
 surviving weights, wall time, and time relative to IMP.
 
-  --method M        bip | sap | imp | omp | gmp | all              (default: all)
+  --method M        bip | sap | imp | omp | gmp | all, or a comma-separated list (default: all)
   --model M         lenet5 | cnn | mlp                             (default: lenet5)
   --density D       fraction of prunable weights kept, in (0, 1]   (default: 0.05; SAP: a floor)
   --epochs E        epochs of every training run                   (default: 3)
@@ -90,9 +91,18 @@ options parse(int argc, char** argv) {
     if (i + 1 >= argc) fail("missing value for " + flag);
     const std::string v = argv[++i];
     if (flag == "--method") {
-      if (v == "all") o.methods = {"bip", "sap", "imp", "omp", "gmp"};
-      else if (v == "bip" || v == "sap" || v == "imp" || v == "omp" || v == "gmp") o.methods = {v};
-      else fail("invalid value '" + v + "' for --method");
+      if (v == "all") {
+        o.methods = {"bip", "sap", "imp", "omp", "gmp"};
+      } else {
+        o.methods.clear();
+        std::istringstream list(v);
+        for (std::string m; std::getline(list, m, ',');) {
+          if (m != "bip" && m != "sap" && m != "imp" && m != "omp" && m != "gmp")
+            fail("invalid value '" + m + "' for --method");
+          o.methods.push_back(m);
+        }
+        if (o.methods.empty()) fail("empty value for --method");
+      }
     } else if (flag == "--model") {
       if (v != "lenet5" && v != "cnn" && v != "mlp") fail("invalid value '" + v + "' for --model");
       o.model = v;
@@ -127,10 +137,10 @@ options parse(int argc, char** argv) {
       fail("unknown flag " + flag);
     }
   }
-  if (o.structure == bipq::mask_structure::filter && o.methods.size() > 1)
-    o.methods = {"bip", "imp", "omp", "gmp"};  // SAP is unstructured
-  if (o.structure == bipq::mask_structure::filter && o.methods == std::vector<std::string>{"sap"})
-    fail("--structure filter is not available for --method sap");
+  if (o.structure == bipq::mask_structure::filter && std::count(o.methods.begin(), o.methods.end(), "sap") > 0) {
+    if (o.methods.size() == 1) fail("--structure filter is not available for --method sap");
+    o.methods.erase(std::find(o.methods.begin(), o.methods.end(), "sap"));  // SAP is unstructured
+  }
   return o;
 }
 
