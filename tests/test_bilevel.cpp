@@ -198,6 +198,17 @@ TEST_CASE("per-tensor, filter and N:M masks have the structure they promise") {
     CHECK(ones(r.masks[0]) + ones(r.masks[1]) == 10);
     for (double d : r.density) CHECK(d <= 10.0 / 44.0 + 1e-12);
   }
+  SUBCASE("relaxed, per tensor: each tensor's continuous mask sums to at most its budget, rounded to it") {
+    quadratic_model model(6);
+    auto p = small_params();
+    p.parametrization = bipq::mask_parametrization::relaxed;
+    p.scope = bipq::mask_scope::per_tensor;
+    p.density = 0.25;
+    const auto r = bipq::bilevel_solver(p).optimize(model);
+    CHECK(ones(r.masks[0]) == 8);
+    CHECK(ones(r.masks[1]) == 3);
+    for (double d : r.density) CHECK(d <= 11.0 / 44.0 + 1e-12);
+  }
 }
 
 TEST_CASE("mask_change is the Hamming distance between successive hard masks, density their kept fraction") {

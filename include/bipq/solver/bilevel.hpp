@@ -199,27 +199,24 @@ class bilevel_state {
   /// The relaxed masks start as the magnitudes scaled to the budget, m = Π(|θ| · k / Σ|θ|) (globally or per
   /// tensor; uniform k/n when θ = 0), so that every weight is partly active and receives a lower-level gradient.
   void relaxed_start() {
-    auto scale = [](std::vector<T>& m, double budget, double sum) {
-      const std::size_t n = m.size();
-      for (auto& v : m) v = sum > 0.0 ? static_cast<T>(static_cast<double>(v) * budget / sum) : static_cast<T>(budget / static_cast<double>(n));
+    // m ← |θ| · budget / Σ|θ| over `count` entries (budget / count each when Σ|θ| = 0).
+    auto scale = [](std::vector<T>& m, double budget, double sum, std::size_t count) {
+      for (auto& v : m)
+        v = static_cast<T>(sum > 0.0 ? static_cast<double>(v) * budget / sum : budget / static_cast<double>(count));
     };
+    auto sum_of = [](const std::vector<T>& s) {
+      double sum = 0.0;
+      for (T v : s) sum += static_cast<double>(v);
+      return sum;
+    };
+    masks_ = scores_;
     if (bp_.scope == mask_scope::global) {
       double sum = 0.0;
-      for (const auto& s : scores_)
-        for (T v : s) sum += static_cast<double>(v);
-      for (std::size_t j = 0; j < masks_.size(); ++j) {
-        masks_[j] = scores_[j];
-        scale(masks_[j], static_cast<double>(k_), sum);
-        if (sum == 0.0)
-          for (auto& v : masks_[j]) v = static_cast<T>(static_cast<double>(k_) / static_cast<double>(total_));
-      }
+      for (const auto& s : scores_) sum += sum_of(s);
+      for (auto& m : masks_) scale(m, static_cast<double>(k_), sum, total_);
     } else {
-      for (std::size_t j = 0; j < masks_.size(); ++j) {
-        double sum = 0.0;
-        for (T v : scores_[j]) sum += static_cast<double>(v);
-        masks_[j] = scores_[j];
-        scale(masks_[j], static_cast<double>(rounded_count(bp_.density, masks_[j].size())), sum);
-      }
+      for (auto& m : masks_)
+        scale(m, static_cast<double>(rounded_count(bp_.density, m.size())), sum_of(m), m.size());
     }
     project_relaxed();
   }
