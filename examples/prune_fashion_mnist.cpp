@@ -29,6 +29,7 @@
 #include "bipq/prune/imp.hpp"
 #include "bipq/prune/omp.hpp"
 #include "bipq/prune/sap.hpp"
+#include "command_line.hpp"
 
 namespace {
 
@@ -67,17 +68,11 @@ struct options {
   std::string data;
 };
 
-[[noreturn]] void fail(const std::string& message) {
-  std::cerr << "prune_fashion_mnist: " << message << " (see --help)\n";
-  std::exit(2);
-}
-
+constexpr const char* program = "prune_fashion_mnist";
+[[noreturn]] void fail(const std::string& message) { examples::fail(program, message); }
 template <class T>
 T parse_number(const std::string& flag, const std::string& text) {
-  std::istringstream in(text);
-  T value{};
-  if (!(in >> value) || !in.eof()) fail("invalid value '" + text + "' for " + flag);
-  return value;
+  return examples::parse_number<T>(program, flag, text);
 }
 
 options parse(int argc, char** argv) {

@@ -18,6 +18,7 @@
 #include "bipq/adapters/eigen/models.hpp"
 #include "bipq/callbacks/progress_bar.hpp"
 #include "bipq/optim/train.hpp"
+#include "command_line.hpp"
 
 namespace {
 
@@ -39,17 +40,11 @@ struct options {
   std::string data;
 };
 
-[[noreturn]] void fail(const std::string& message) {
-  std::cerr << "train_fashion_mnist: " << message << " (see --help)\n";
-  std::exit(2);
-}
-
+constexpr const char* program = "train_fashion_mnist";
+[[noreturn]] void fail(const std::string& message) { examples::fail(program, message); }
 template <class T>
 T number(const std::string& flag, const std::string& text) {
-  std::istringstream in(text);
-  T v{};
-  if (!(in >> v) || !in.eof()) fail("invalid value '" + text + "' for " + flag);
-  return v;
+  return examples::parse_number<T>(program, flag, text);
 }
 
 options parse(int argc, char** argv) {
