@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "bipq/problems/least_squares.hpp"
+#include "bipq/problems/linear.hpp"
 #include "bipq/problems/logistic.hpp"
 #include "bipq/solver/bilevel.hpp"
 
@@ -370,4 +371,28 @@ TEST_CASE("optimize rejects problems it cannot prune") {
   CHECK_THROWS_WITH_AS(bipq::bilevel_solver(p).optimize(model),
                        "bilevel_solver::optimize(): parameter 'fc1.weight' contains NaN or Inf (index 5)",
                        std::invalid_argument);
+}
+
+TEST_CASE("relaxed masks start from the weights' magnitudes or uniformly, as params.start asks") {
+  // With c = 0 the gradient is 0, so the IG is 0 and the relaxed mask keeps its starting point; its top-k shows
+  // where it started: the 3 largest |θ| (magnitude) or, all entries tied at k/n, the 3 lowest indices (uniform).
+  const std::size_t d = 10;
+  bipq::linear_problem<double> problem(bipq::linear_problem<double>::matrix::Zero(4, d));
+  bipq::bilevel_params p;
+  p.parametrization = bipq::mask_parametrization::relaxed;
+  p.ig_mode = bipq::implicit_gradient_mode::none;
+  p.k = 3;
+  p.iterations = 1;
+  p.batch_size = 0;
+  auto run = [&](bipq::relaxed_start start) {
+    for (std::size_t j = 0; j < d; ++j) problem.parameters()[0].value[j] = static_cast<double>(j + 1);
+    p.start = start;
+    const auto r = bipq::bilevel_solver(p).optimize(problem);
+    CHECK(r.density[0] == doctest::Approx(0.3).epsilon(1e-12));
+    return r.masks[0];
+  };
+  const std::vector<double> magnitude = run(bipq::relaxed_start::magnitude);
+  const std::vector<double> uniform = run(bipq::relaxed_start::uniform);
+  CHECK(magnitude == std::vector<double>{0, 0, 0, 0, 0, 0, 0, 1, 1, 1});
+  CHECK(uniform == std::vector<double>{1, 1, 1, 0, 0, 0, 0, 0, 0, 0});
 }

@@ -139,7 +139,7 @@ class bilevel_state {
     // The initial mask: top-k of |θ| (magnitude pruning of the starting point).
     hard_mask_from(scores_, hard_);
     masks_ = hard_;
-    if (bp.parametrization == mask_parametrization::relaxed) relaxed_start();
+    if (bp.parametrization == mask_parametrization::relaxed) start_relaxed();
   }
 
   std::size_t count() const noexcept { return prunable_.size(); }
@@ -197,8 +197,9 @@ class bilevel_state {
   }
 
   /// The relaxed masks start as the magnitudes scaled to the budget, m = Π(|θ| · k / Σ|θ|) (globally or per
-  /// tensor; uniform k/n when θ = 0), so that every weight is partly active and receives a lower-level gradient.
-  void relaxed_start() {
+  /// tensor; uniform k/n when θ = 0), or uniform, m = k/n; either way every weight is partly active and receives a
+  /// lower-level gradient.
+  void start_relaxed() {
     // m ← |θ| · budget / Σ|θ| over `count` entries (budget / count each when Σ|θ| = 0).
     auto scale = [](std::vector<T>& m, double budget, double sum, std::size_t count) {
       for (auto& v : m)
@@ -210,13 +211,15 @@ class bilevel_state {
       return sum;
     };
     masks_ = scores_;
+    const bool uniform = bp_.start == relaxed_start::uniform;
     if (bp_.scope == mask_scope::global) {
       double sum = 0.0;
-      for (const auto& s : scores_) sum += sum_of(s);
+      if (!uniform)
+        for (const auto& s : scores_) sum += sum_of(s);
       for (auto& m : masks_) scale(m, static_cast<double>(k_), sum, total_);
     } else {
       for (auto& m : masks_)
-        scale(m, static_cast<double>(rounded_count(bp_.density, m.size())), sum_of(m), m.size());
+        scale(m, static_cast<double>(rounded_count(bp_.density, m.size())), uniform ? 0.0 : sum_of(m), m.size());
     }
     project_relaxed();
   }

@@ -26,6 +26,11 @@ enum class implicit_gradient_mode { first_order, none, exact };
 ///            rounded by top_k at the end (unstructured masks only).
 enum class mask_parametrization { scores, relaxed };
 
+/// Where a relaxed mask starts (mask_parametrization::relaxed only).
+///   magnitude: m = Π(|θ| · k / Σ|θ|), the starting weights' magnitudes scaled to the budget;
+///   uniform:   m = k/n everywhere, every weight equally and partly active, whatever its starting value.
+enum class relaxed_start { magnitude, uniform };
+
 /// Parameters of bilevel_solver. Every field is checked by validate().
 struct bilevel_params {
   // ---- lower level: θ ← θ − α (m⊙g + γθ), SGD with momentum μ ----
@@ -52,6 +57,7 @@ struct bilevel_params {
   std::size_t n = 2;  ///< N of N:M (structure n_m), 1 ≤ n ≤ m
   std::size_t m = 4;  ///< M of N:M (structure n_m)
   mask_parametrization parametrization = mask_parametrization::scores;
+  relaxed_start start = relaxed_start::magnitude;  ///< the relaxed mask's starting point (relaxed only)
   implicit_gradient_mode ig_mode = implicit_gradient_mode::first_order;
   prunable_selection prunable{};  ///< which parameters are masked (others are trained in the lower step)
 
