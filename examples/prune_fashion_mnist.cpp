@@ -42,7 +42,7 @@ surviving weights, wall time, and time relative to IMP.
   --model M         lenet5 | cnn | mlp                             (default: lenet5)
   --density D       fraction of prunable weights kept, in (0, 1]   (default: 0.05; SAP: a floor)
   --epochs E        epochs of every training run                   (default: 3)
-  --scope S         global | layer                                 (default: global)
+  --scope S         global | layer | neuron (neuron: SAP only)    (default: global)
   --structure S     unstructured | filter (BiP, IMP, OMP, GMP)     (default: unstructured)
   --seed N          initialisation, shuffling and solver seed      (default: 0)
   --threads N       threads of the CNN                             (default: 2)
@@ -59,6 +59,7 @@ struct options {
   double density = 0.05;
   std::size_t epochs = 3;
   bipq::mask_scope scope = bipq::mask_scope::global;
+  bipq::sap_scope sap_scope = bipq::sap_scope::global;
   bipq::mask_structure structure = bipq::mask_structure::unstructured;
   std::uint64_t seed = 0;
   std::size_t threads = 2;
@@ -108,9 +109,17 @@ options parse(int argc, char** argv) {
       o.epochs = parse_number<std::size_t>(flag, v);
       if (o.epochs == 0) fail("--epochs must be >= 1");
     } else if (flag == "--scope") {
-      if (v == "global") o.scope = bipq::mask_scope::global;
-      else if (v == "layer") o.scope = bipq::mask_scope::per_tensor;
-      else fail("invalid value '" + v + "' for --scope");
+      if (v == "global") {
+        o.scope = bipq::mask_scope::global;
+        o.sap_scope = bipq::sap_scope::global;
+      } else if (v == "layer") {
+        o.scope = bipq::mask_scope::per_tensor;
+        o.sap_scope = bipq::sap_scope::layer;
+      } else if (v == "neuron") {
+        o.sap_scope = bipq::sap_scope::neuron;
+      } else {
+        fail("invalid value '" + v + "' for --scope");
+      }
     } else if (flag == "--structure") {
       if (v == "unstructured") o.structure = bipq::mask_structure::unstructured;
       else if (v == "filter") o.structure = bipq::mask_structure::filter;
@@ -132,6 +141,9 @@ options parse(int argc, char** argv) {
       fail("unknown flag " + flag);
     }
   }
+  if (o.sap_scope == bipq::sap_scope::neuron &&
+      std::any_of(o.methods.begin(), o.methods.end(), [](const std::string& m) { return m != "sap"; }))
+    fail("--scope neuron is available for --method sap only");
   if (o.structure == bipq::mask_structure::filter && std::count(o.methods.begin(), o.methods.end(), "sap") > 0) {
     if (o.methods.size() == 1) fail("--structure filter is not available for --method sap");
     o.methods.erase(std::find(o.methods.begin(), o.methods.end(), "sap"));  // SAP is unstructured
@@ -163,7 +175,7 @@ result_type run_method(const std::string& method, const options& o, bipq::eigen:
   if (method == "imp") return bipq::imp(problem, bipq::imp_params{.common = common}, bar);
   if (method == "omp") return bipq::omp(problem, bipq::omp_params{.common = common}, bar);
   if (method == "gmp") return bipq::gmp(problem, bipq::gmp_params{.common = common}, bar);
-  if (method == "sap") return bipq::sap(problem, bipq::sap_params{.common = common}, bar);
+  if (method == "sap") return bipq::sap(problem, bipq::sap_params{.common = common, .scope = o.sap_scope}, bar);
   bipq::bip_params p{.common = common};
   p.pretrain_epochs = o.epochs;
   p.bilevel.seed = o.seed;

@@ -124,6 +124,14 @@ TEST_CASE("bilevel_params::validate names the invalid field") {
         p.structure = bipq::mask_structure::filter;
       },
       "bilevel_params: 'parametrization' relaxed requires structure unstructured");
+  throws_with(
+      [](auto& p) {
+        p.k = 3;
+        p.structure = bipq::mask_structure::filter;
+      },
+      "bilevel_params: 'k' can only be given with structure unstructured (use 'density')");
+  throws_with([](auto& p) { p.upper_momentum = -0.1; }, "bilevel_params: 'upper_momentum' must be in [0, 1)");
+  throws_with([](auto& p) { p.cg_max_iterations = 0; }, "bilevel_params: 'cg_max_iterations' must be >= 1");
   throws_with([](auto& p) { p.cg_tolerance = 0.0; }, "bilevel_params: 'cg_tolerance' must be finite and > 0");
   throws_with([](auto& p) { p.prunable.kinds.clear(); }, "bilevel_params: 'prunable.kinds' must not be empty");
   CHECK_NOTHROW(bipq::bilevel_params{}.validate());
@@ -395,4 +403,31 @@ TEST_CASE("relaxed masks start from the weights' magnitudes or uniformly, as par
   const std::vector<double> uniform = run(bipq::relaxed_start::uniform);
   CHECK(magnitude == std::vector<double>{0, 0, 0, 0, 0, 0, 0, 1, 1, 1});
   CHECK(uniform == std::vector<double>{1, 1, 1, 0, 0, 0, 0, 0, 0, 0});
+}
+
+TEST_CASE("a diverging run ends with termination::diverged and the last finite 0/1 mask, not an exception") {
+  // Lower steps θ ← θ − α(m⊙g + γθ) with α γ = 50 multiply θ by −49 each step: the loss overflows within a few
+  // iterations. (A loss linear in z with c ≠ 0.)
+  const std::size_t d = 10;
+  bipq::linear_problem<double> problem(bipq::linear_problem<double>::matrix::Ones(4, d));
+  for (std::size_t j = 0; j < d; ++j) problem.parameters()[0].value[j] = static_cast<double>(j + 1);
+  bipq::bilevel_params p;
+  p.k = 3;
+  p.gamma = 10.0;
+  p.lower_learning_rate = 5.0;
+  p.momentum = 0.0;
+  p.iterations = 1000;
+  p.batch_size = 0;
+  const auto r = bipq::bilevel_solver(p).optimize(problem);
+  CHECK(r.reason == bipq::termination::diverged);
+  CHECK(bipq::to_string(r.reason) == "diverged");
+  CHECK(r.iterations < 1000);
+  REQUIRE(r.masks.size() == 1);
+  std::size_t kept = 0;
+  for (double m : r.masks[0]) {
+    CHECK((m == 0.0 || m == 1.0));
+    kept += m == 1.0;
+  }
+  CHECK(kept == 3);
+  for (double l : r.upper_loss) CHECK(std::isfinite(l));
 }

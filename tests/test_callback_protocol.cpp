@@ -33,6 +33,23 @@ static_assert(!bipq::callback_for<records_epochs, double>);  // its hook takes e
 static_assert(!bipq::callback_for<no_hooks, float>);
 static_assert(!bipq::callback_for<wrong_argument, float>);
 
+// A member named like a hook must be callable as that hook, on the callback as passed: check_callbacks() rejects the
+// ones that would never be called (tests/compile_fail/ checks the diagnostics).
+struct good_and_wrong {
+  void begin(const bipq::run_info&) {}
+  void end_epoch(const bipq::epoch_info<double>&) {}  // right name, wrong element type for a float run
+};
+struct const_hooks {
+  bool step_taken(const bipq::step_info&) const { return false; }
+};
+static_assert(bipq::detail::named_hooks_callable<counts_steps, float>);
+static_assert(!bipq::detail::named_hooks_callable<const counts_steps, float>);  // non-const hook, const callback
+static_assert(bipq::detail::named_hooks_callable<const const_hooks, float>);
+static_assert(bipq::callback_for<good_and_wrong, float>);
+static_assert(!bipq::detail::named_hooks_callable<good_and_wrong, float>);
+static_assert(bipq::detail::named_hooks_callable<good_and_wrong, double>);
+static_assert(!bipq::detail::named_hooks_callable<records_epochs, double>);
+
 TEST_CASE("notify_step reports a stop request from any callback and still calls all of them") {
   counts_steps a, b;
   records_epochs r;

@@ -102,7 +102,7 @@ TEST_CASE("read_idx rejects corrupt raw files with a message naming the file") {
   }
   SUBCASE("unsupported element type") {
     write_raw(dir / "type.idx", idx_bytes({2, 3, 3}, sequence(18), 0x0d));
-    check_error(dir / "type.idx", "element type");
+    check_error(dir / "type.idx", "element type 0x0d");
   }
   SUBCASE("wrong number of dimensions") {
     write_raw(dir / "dims.idx", good);

@@ -95,6 +95,29 @@ TEST_CASE("group_norms match their definition and do not overflow") {
   }
 }
 
+TEST_CASE("group_top_k_mask ranks groups whose norms exceed double's range by their true norms") {
+  // Rows as groups: L1 norms 4e308, 1.7e308, 2e308 and L2 norms 2e308, 1.7e308, 1.41e308 all overflow or come
+  // close; the ranking must still follow the true norms.
+  const std::vector<std::size_t> shape{3, 4};
+  const std::vector<double> w{1e308, 1e308, -1e308, 1e308, 1.7e308, 0, 0, 0, 1e308, -1e308, 0, 0};
+  std::vector<double> mask(w.size());
+  auto kept_rows = [&] {
+    std::vector<int> rows;
+    for (std::size_t r = 0; r < 3; ++r) {
+      if (mask[4 * r] == 1.0) rows.push_back(int(r));
+      for (std::size_t c = 1; c < 4; ++c) CHECK(mask[4 * r + c] == mask[4 * r]);
+    }
+    return rows;
+  };
+  bipq::group_top_k_mask<double>(w, shape, 2, mask, group_axis::output, group_norm::l1);
+  CHECK(kept_rows() == std::vector<int>{0, 2});
+  bipq::group_top_k_mask<double>(w, shape, 2, mask, group_axis::output, group_norm::l2);
+  CHECK(kept_rows() == std::vector<int>{0, 1});
+  const auto l2 = bipq::group_norms<double>(w, shape, group_axis::output, group_norm::l2);
+  CHECK(std::isinf(l2[0]));  // 2e308 is beyond double's range: reported as +Inf, ranked correctly above
+  CHECK(l2[1] == doctest::Approx(1.7e308));
+}
+
 TEST_CASE("group_top_k_mask rejects bad input with the function and argument named") {
   std::vector<float> w(12, 1.0f), mask(12), short_mask(11);
   const std::vector<std::size_t> shape{3, 4}, wrong{3, 5}, rank1{12};

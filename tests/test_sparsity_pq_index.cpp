@@ -292,7 +292,13 @@ TEST_CASE("bad input throws std::invalid_argument naming the function and the ar
         CHECK_THROWS_WITH_AS(bipq::pq_index(std::vector<float>(n, 1.0f), x, p, q),
                              doctest::Contains("pq_index(): mask contains NaN or Inf"), std::invalid_argument);
         CHECK_THROWS_WITH_AS(bipq::pq_index_global(std::vector<std::vector<float>>{w, x}, p, q),
-                             doctest::Contains("pq_index_global(): w contains NaN or Inf"), std::invalid_argument);
+                             doctest::Contains("pq_index_global(): ws[1] contains NaN or Inf"), std::invalid_argument);
+        CHECK_THROWS_WITH_AS(bipq::pq_index_per_tensor(std::vector<std::vector<float>>{w, x}, p, q),
+                             doctest::Contains("pq_index_per_tensor(): ws[1] contains NaN or Inf"),
+                             std::invalid_argument);
+        CHECK_THROWS_WITH_AS(bipq::pq_index_per_neuron(x, 1, p, q),
+                             doctest::Contains("pq_index_per_neuron(): row 0 of w contains NaN or Inf"),
+                             std::invalid_argument);
       }
     }
   }

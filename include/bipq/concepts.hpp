@@ -118,6 +118,23 @@ concept trainable_model = bilevel_problem<M> && requires(M& m) {
   { m.evaluate() } -> std::convertible_to<evaluation>;
 };
 
+namespace detail {
+template <class P>
+struct problem_scalar {
+  using type = float;  // not a problem: only so that the signature forms and check_bilevel_problem can speak
+};
+template <class P>
+  requires requires { typename P::scalar_type; }
+struct problem_scalar<P> {
+  using type = typename P::scalar_type;
+};
+}  // namespace detail
+
+/// P::scalar_type, in the signatures of the solvers and drivers, which take any type and check it in their body
+/// with check_bilevel_problem (a readable message instead of "no matching function").
+template <class P>
+using problem_scalar_t = typename detail::problem_scalar<P>::type;
+
 /// Instantiating this function with a type that does not model `bilevel_problem` says which requirement fails.
 template <class P>
 constexpr bool check_bilevel_problem() {

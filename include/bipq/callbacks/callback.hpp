@@ -4,7 +4,9 @@
 // Callbacks are extra arguments to `optimize(...)`, `train(...)` and the pruning drivers. Each callback implements
 // any subset of the hooks below; a hook is detected with `requires`, costs nothing when absent, and may return
 // `bool` (true asks the run to stop; reported as termination::callback_stop) or `void`. A callback that has none of
-// the hooks is a compile error, so a mistyped hook signature is never silently ignored.
+// the hooks is a compile error, and so is a member named like a hook that cannot be called as that hook (a wrong
+// parameter type, an epoch_info of the wrong element type, a non-const hook on a callback passed as const): a hook
+// is never silently skipped. (A misspelt name, say `end_epcoh`, is just another member and cannot be detected.)
 //
 //   void begin(const run_info&)              once, before the first step
 //   bool step_taken(const step_info&)        after every optimisation step (lower-level step for BiP)
@@ -84,12 +86,54 @@ template <class C, class T>
 concept callback_for = detail::has_begin_hook<C> || detail::has_end_hook<C> || detail::has_step_hook<C> ||
                        detail::has_epoch_hook<C, T>;
 
-/// Compile-time check used by every run that takes callbacks: readable error for a type with no hook.
-template <class T, class... Callbacks>
-constexpr void check_callbacks() {
-  static_assert((callback_for<std::remove_cvref_t<Callbacks>, T> && ...),
+namespace detail {
+// A member with a hook's name, whatever its signature (false for overloaded or template members, which cannot be
+// named without arguments).
+template <class C>
+concept names_begin = requires { &C::begin; };
+template <class C>
+concept names_end = requires { &C::end; };
+template <class C>
+concept names_step_taken = requires { &C::step_taken; };
+template <class C>
+concept names_end_epoch = requires { &C::end_epoch; };
+
+/// Every member named like a hook can be called as that hook on C (C as passed: a const C needs const hooks).
+template <class C, class T>
+concept named_hooks_callable = (!names_begin<std::remove_cv_t<C>> || has_begin_hook<C>) &&
+                               (!names_end<std::remove_cv_t<C>> || has_end_hook<C>) &&
+                               (!names_step_taken<std::remove_cv_t<C>> || has_step_hook<C>) &&
+                               (!names_end_epoch<std::remove_cv_t<C>> || has_epoch_hook<C, T>);
+
+/// The checks of check_callbacks() for one callback, as passed (C keeps its const).
+template <class T, class C>
+constexpr bool check_callback() {
+  using plain = std::remove_cv_t<C>;
+  static_assert(callback_for<plain, T>,
                 "bipq: a callback must have at least one hook: begin(const run_info&), end(const run_info&), "
                 "step_taken(const step_info&) or end_epoch(const epoch_info<T>&) (check the hook's signature)");
+  static_assert(!names_begin<plain> || has_begin_hook<C>,
+                "bipq: the callback's begin cannot be called as begin(const run_info&) (wrong parameter, or a "
+                "non-const hook on a callback passed as const)");
+  static_assert(!names_end<plain> || has_end_hook<C>,
+                "bipq: the callback's end cannot be called as end(const run_info&) (wrong parameter, or a "
+                "non-const hook on a callback passed as const)");
+  static_assert(!names_step_taken<plain> || has_step_hook<C>,
+                "bipq: the callback's step_taken cannot be called as step_taken(const step_info&) (wrong parameter, "
+                "or a non-const hook on a callback passed as const)");
+  static_assert(!names_end_epoch<plain> || has_epoch_hook<C, T>,
+                "bipq: the callback's end_epoch cannot be called as end_epoch(const epoch_info<T>&) for this run's "
+                "element type T (wrong parameter or element type, or a non-const hook on a callback passed as const)");
+  return true;
+}
+}  // namespace detail
+
+/// Compile-time check used by every run that takes callbacks: a readable error for a type with no hook, for a member
+/// named like a hook that cannot be called as one (wrong signature, wrong element type), and for non-const hooks
+/// on a callback passed as const (they would never be called).
+template <class T, class... Callbacks>
+constexpr void check_callbacks() {
+  (detail::check_callback<T, std::remove_reference_t<Callbacks>>() && ...);
 }
 
 /// Calls begin(r) on every callback that has it.

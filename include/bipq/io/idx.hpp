@@ -123,7 +123,11 @@ inline idx_array read_idx(const std::filesystem::path& file, std::size_t expecte
   unsigned char magic[4];
   if (in.read(magic, 4) != 4) in.fail("truncated header (shorter than the 4-byte magic number)");
   if (magic[0] != 0 || magic[1] != 0) in.fail("bad magic number (not an IDX file)");
-  if (magic[2] != 0x08) in.fail("unsupported element type 0x" + std::to_string(magic[2]) + " (only 0x08, unsigned byte)");
+  if (magic[2] != 0x08) {
+    const char* hex = "0123456789abcdef";
+    in.fail(std::string("unsupported element type 0x") + hex[magic[2] >> 4] + hex[magic[2] & 15] +
+            " (only 0x08, unsigned byte)");
+  }
   const std::size_t ndims = magic[3];
   if (ndims == 0) in.fail("bad magic number (zero dimensions)");
   if (expected_ndims != 0 && ndims != expected_ndims)

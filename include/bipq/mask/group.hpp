@@ -72,40 +72,45 @@ inline group_layout make_group_layout(std::span<const std::size_t> shape, std::s
   return g;
 }
 
+/// Group norms divided by `unit` = max|w| over the whole tensor (returned in `unit`), so that they are finite
+/// whatever the data: each group is accumulated in double scaled by its own max|w|_g (no overflow or underflow
+/// inside a group), then ‖w_g‖ / unit = (max|w|_g / unit) · ‖w_g / max|w|_g‖ ≤ √size or size. The order of the
+/// groups is that of the true norms.
 template <class T>
-std::vector<double> group_norms_checked(std::span<const T> w, const group_layout& g, group_axis axis,
-                                        group_norm norm) {
+std::vector<double> relative_group_norms(std::span<const T> w, const group_layout& g, group_axis axis,
+                                         group_norm norm, double& unit) {
   std::vector<double> scale(g.groups, 0.0), sum(g.groups, 0.0);
   const std::size_t block = g.channels * g.inner;
   auto group_of = [&](std::size_t o, std::size_t c) { return axis == group_axis::output ? o : c; };
-  if (norm == group_norm::l2) {
-    for (std::size_t o = 0; o < g.outer; ++o) {
-      for (std::size_t c = 0; c < g.channels; ++c) {
-        double& m = scale[group_of(o, c)];
-        const T* x = w.data() + o * block + c * g.inner;
-        for (std::size_t s = 0; s < g.inner; ++s) m = std::max(m, double(std::abs(x[s])));
-      }
+  for (std::size_t o = 0; o < g.outer; ++o) {
+    for (std::size_t c = 0; c < g.channels; ++c) {
+      double& m = scale[group_of(o, c)];
+      const T* x = w.data() + o * block + c * g.inner;
+      for (std::size_t s = 0; s < g.inner; ++s) m = std::max(m, double(std::abs(x[s])));
     }
   }
+  unit = 0.0;
+  for (double m : scale) unit = std::max(unit, m);
   for (std::size_t o = 0; o < g.outer; ++o) {
     for (std::size_t c = 0; c < g.channels; ++c) {
       const std::size_t j = group_of(o, c);
+      if (scale[j] == 0.0) continue;
       const T* x = w.data() + o * block + c * g.inner;
+      // y = |x| / max|w|_g ∈ [0, 1]; by the reciprocal unless it overflows (a subnormal max).
+      const double inv = 1.0 / scale[j];
+      const bool by_inverse = std::isfinite(inv);
       double acc = 0.0;
-      if (norm == group_norm::l1) {
-        for (std::size_t s = 0; s < g.inner; ++s) acc += double(std::abs(x[s]));
-      } else if (scale[j] > 0.0) {
-        const double inv = 1.0 / scale[j];
-        for (std::size_t s = 0; s < g.inner; ++s) {
-          const double y = double(x[s]) * inv;
-          acc += y * y;
-        }
+      for (std::size_t s = 0; s < g.inner; ++s) {
+        const double a = double(std::abs(x[s]));
+        const double y = by_inverse ? a * inv : a / scale[j];
+        acc += norm == group_norm::l1 ? y : y * y;
       }
       sum[j] += acc;
     }
   }
-  if (norm == group_norm::l2) {
-    for (std::size_t j = 0; j < g.groups; ++j) sum[j] = scale[j] * std::sqrt(sum[j]);
+  for (std::size_t j = 0; j < g.groups; ++j) {
+    if (scale[j] == 0.0) continue;
+    sum[j] = (scale[j] / unit) * (norm == group_norm::l2 ? std::sqrt(sum[j]) : sum[j]);
   }
   return sum;
 }
@@ -119,7 +124,10 @@ std::vector<double> group_norms(std::span<const T> w, std::span<const std::size_
                                 group_norm norm) {
   const detail::group_layout g = detail::make_group_layout(shape, w.size(), axis, "group_norms");
   if (!detail::all_finite(w.data(), w.size())) detail::require_finite(w, "group_norms", "w");
-  return detail::group_norms_checked(w, g, axis, norm);
+  double unit = 0.0;
+  std::vector<double> norms = detail::relative_group_norms(w, g, axis, norm, unit);
+  for (double& v : norms) v *= unit;  // may overflow to +Inf for norms beyond double's range
+  return norms;
 }
 
 template <class T>
@@ -133,7 +141,8 @@ void group_top_k_mask(std::span<const T> w, std::span<const std::size_t> shape, 
                                 std::to_string(k_groups) + ", " + std::to_string(g.groups) + " groups)");
   }
   if (!detail::all_finite(w.data(), w.size())) detail::require_finite(w, func, "w");
-  const std::vector<double> norms = detail::group_norms_checked(w, g, axis, norm);
+  double unit = 0.0;
+  const std::vector<double> norms = detail::relative_group_norms(w, g, axis, norm, unit);
   std::vector<double> keep(g.groups);
   top_k_mask<double>(norms, k_groups, keep);
   const std::size_t block = g.channels * g.inner;

@@ -63,14 +63,15 @@ struct train_result {
 /// `weights` are the conv and linear weights, `masks` their masks when every one of them has a mask), end.
 /// Throws std::invalid_argument on invalid params, a problem without samples, a mask of the wrong size, or a
 /// non-finite loss (naming the step).
-template <bilevel_problem P, class... Callbacks>
+template <class P, class... Callbacks>
 train_result train(P& problem, const train_params& params,
-                   std::span<const std::span<const typename P::scalar_type>> masks, Callbacks&&... callbacks);
+                   std::span<const std::span<const problem_scalar_t<P>>> masks, Callbacks&&... callbacks);
 
-template <bilevel_problem P, class... Callbacks>
+template <class P, class... Callbacks>
 train_result train(P& problem, const train_params& params,
-                   std::span<const std::span<const typename P::scalar_type>> masks, Callbacks&&... callbacks) {
-  using T = typename P::scalar_type;
+                   std::span<const std::span<const problem_scalar_t<P>>> masks, Callbacks&&... callbacks) {
+  static_assert(check_bilevel_problem<P>());
+  using T = problem_scalar_t<P>;
   params.validate();
   check_callbacks<T, Callbacks...>();
   const auto start = std::chrono::steady_clock::now();

@@ -68,9 +68,10 @@ struct bip_params {
 
 /// Runs BiP on `problem` from its current parameter values: records "dense" (after pretraining), "bilevel" (the
 /// solver's mask and weights) and "finetune" (if finetune_epochs > 0).
-template <bilevel_problem P, class... Callbacks>
-prune_result<typename P::scalar_type> bip(P& problem, const bip_params& params, Callbacks&&... callbacks) {
-  using T = typename P::scalar_type;
+template <class P, class... Callbacks>
+prune_result<problem_scalar_t<P>> bip(P& problem, const bip_params& params, Callbacks&&... callbacks) {
+  static_assert(check_bilevel_problem<P>());
+  using T = problem_scalar_t<P>;
   params.validate();
   check_callbacks<T, Callbacks...>();
   detail::stopwatch clock;

@@ -75,9 +75,10 @@ struct gmp_pruner {
 }  // namespace detail
 
 /// Runs GMP on `problem` from its current parameter values: one record before training, one per epoch.
-template <bilevel_problem P, class... Callbacks>
-prune_result<typename P::scalar_type> gmp(P& problem, const gmp_params& params, Callbacks&&... callbacks) {
-  using T = typename P::scalar_type;
+template <class P, class... Callbacks>
+prune_result<problem_scalar_t<P>> gmp(P& problem, const gmp_params& params, Callbacks&&... callbacks) {
+  static_assert(check_bilevel_problem<P>());
+  using T = problem_scalar_t<P>;
   params.validate();
   check_callbacks<T, Callbacks...>();
   detail::stopwatch clock;

@@ -50,9 +50,10 @@ inline std::vector<double> geometric_densities(std::size_t total, double target,
 
 /// Runs IMP on `problem`, whose current parameter values are the initialisation. One record for the dense run and
 /// one per pruning round. Callbacks see every training run (step_taken, end_epoch).
-template <bilevel_problem P, class... Callbacks>
-prune_result<typename P::scalar_type> imp(P& problem, const imp_params& params, Callbacks&&... callbacks) {
-  using T = typename P::scalar_type;
+template <class P, class... Callbacks>
+prune_result<problem_scalar_t<P>> imp(P& problem, const imp_params& params, Callbacks&&... callbacks) {
+  static_assert(check_bilevel_problem<P>());
+  using T = problem_scalar_t<P>;
   params.validate();
   check_callbacks<T, Callbacks...>();
   detail::stopwatch clock;

@@ -17,9 +17,10 @@ struct omp_params {
 };
 
 /// Runs OMP on `problem`, whose current parameter values are the initialisation: a dense record, then a pruned one.
-template <bilevel_problem P, class... Callbacks>
-prune_result<typename P::scalar_type> omp(P& problem, const omp_params& params, Callbacks&&... callbacks) {
-  using T = typename P::scalar_type;
+template <class P, class... Callbacks>
+prune_result<problem_scalar_t<P>> omp(P& problem, const omp_params& params, Callbacks&&... callbacks) {
+  static_assert(check_bilevel_problem<P>());
+  using T = problem_scalar_t<P>;
   params.validate();
   check_callbacks<T, Callbacks...>();
   detail::stopwatch clock;

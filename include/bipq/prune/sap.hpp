@@ -50,9 +50,10 @@ inline std::size_t floor_count(double density, std::size_t n) {
 
 /// Runs SAP on `problem`, whose current parameter values are the initialisation. One record for the dense run and
 /// one per round; stops early when a round prunes nothing.
-template <bilevel_problem P, class... Callbacks>
-prune_result<typename P::scalar_type> sap(P& problem, const sap_params& params, Callbacks&&... callbacks) {
-  using T = typename P::scalar_type;
+template <class P, class... Callbacks>
+prune_result<problem_scalar_t<P>> sap(P& problem, const sap_params& params, Callbacks&&... callbacks) {
+  static_assert(check_bilevel_problem<P>());
+  using T = problem_scalar_t<P>;
   params.validate();
   check_callbacks<T, Callbacks...>();
   detail::stopwatch clock;

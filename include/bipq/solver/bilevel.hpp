@@ -55,8 +55,8 @@ class bilevel_solver {
   /// Throws std::invalid_argument if no parameter is prunable, if k exceeds the number of prunable weights, if a
   /// structure does not fit a tensor's shape, if the problem has no samples, if a value is NaN/Inf, or if
   /// `ig_mode` is exact and the problem has no `hessian_vector_product`.
-  template <bilevel_problem P, class... Callbacks>
-  bilevel_result<typename P::scalar_type> optimize(P& problem, Callbacks&&... callbacks);
+  template <class P, class... Callbacks>
+  bilevel_result<problem_scalar_t<P>> optimize(P& problem, Callbacks&&... callbacks);
 
  private:
   bilevel_params params_;
@@ -269,10 +269,10 @@ class bilevel_state {
 
 }  // namespace detail
 
-template <bilevel_problem P, class... Callbacks>
-bilevel_result<typename P::scalar_type> bilevel_solver::optimize(P& problem, Callbacks&&... callbacks) {
-  using T = typename P::scalar_type;
+template <class P, class... Callbacks>
+bilevel_result<problem_scalar_t<P>> bilevel_solver::optimize(P& problem, Callbacks&&... callbacks) {
   static_assert(check_bilevel_problem<P>());
+  using T = problem_scalar_t<P>;
   check_callbacks<T, Callbacks...>();
   using clock = std::chrono::steady_clock;
   const auto start = clock::now();
@@ -339,6 +339,11 @@ bilevel_result<typename P::scalar_type> bilevel_solver::optimize(P& problem, Cal
       for (std::size_t i = 0; i < params.size(); ++i)
         if (!state.is_prunable(i))
           lower.step(i, params[i].value, std::span<const T>(params[i].grad), bp.lower_learning_rate, bp.gamma);
+      if (!std::isfinite(loss)) {
+        stop = true;
+        result.reason = termination::diverged;
+        break;
+      }
       lower_sum += loss;
       ++lower_done;
       if (notify_step(step_info{it, step++, loss}, callbacks...)) {
@@ -385,6 +390,7 @@ bilevel_result<typename P::scalar_type> bilevel_solver::optimize(P& problem, Cal
             hvp, std::span<const T>(flat_g), std::span<const T>(flat_theta), std::span<const T>(flat_m), bp.gamma,
             std::span<T>(flat_ig), bp.cg_max_iterations, bp.cg_tolerance);
         result.cg_iterations.push_back(cg.iterations);
+        if (!cg.converged) ++result.cg_unconverged;
         off = 0;
         j = 0;
         for (std::size_t i = 0; i < params.size(); ++i) {
@@ -401,6 +407,17 @@ bilevel_result<typename P::scalar_type> bilevel_solver::optimize(P& problem, Cal
           first_order_implicit_gradient<T>(g, state.theta()[j], state.masks()[j], bp.gamma, ig[j]);
         else
           direct_gradient<T>(g, state.theta()[j], ig[j]);
+      }
+    }
+
+    // A non-finite loss or IG would poison the scores or the projection: stop with the last finite masks.
+    {
+      double ig_sum = 0.0;
+      for (const auto& v : ig)
+        for (T x : v) ig_sum += static_cast<double>(x);
+      if (!std::isfinite(upper_loss) || !std::isfinite(ig_sum)) {
+        result.reason = termination::diverged;
+        break;
       }
     }
 

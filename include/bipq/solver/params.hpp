@@ -85,6 +85,8 @@ struct bilevel_params {
     if (iterations == 0) fail("'iterations' must be >= 1");
     if (!(density > 0.0 && density <= 1.0)) fail("'density' must be in (0, 1]");
     if (k > 0 && scope != mask_scope::global) fail("'k' can only be given with scope global (use 'density')");
+    if (k > 0 && structure != mask_structure::unstructured)
+      fail("'k' can only be given with structure unstructured (use 'density')");
     if (structure == mask_structure::n_m && (n == 0 || m == 0 || n > m)) fail("'n' and 'm' must satisfy 1 <= n <= m");
     if (parametrization == mask_parametrization::relaxed && structure != mask_structure::unstructured)
       fail("'parametrization' relaxed requires structure unstructured");

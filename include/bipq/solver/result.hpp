@@ -12,6 +12,8 @@ enum class termination {
   max_iterations,  ///< all `iterations` upper iterations ran
   callback_stop,   ///< a callback hook returned true
   mask_converged,  ///< the hard mask was unchanged for `stable_mask_iterations` iterations
+  diverged,        ///< a loss or the implicit gradient became NaN or Inf (learning rate too large for γ, ...);
+                   ///< the masks are those of the last finite iteration, the weights those of the failed step
 };
 
 /// A readable name for a termination reason ("max_iterations", ...).
@@ -20,6 +22,7 @@ constexpr std::string_view to_string(termination t) noexcept {
     case termination::max_iterations: return "max_iterations";
     case termination::callback_stop: return "callback_stop";
     case termination::mask_converged: return "mask_converged";
+    case termination::diverged: return "diverged";
   }
   return "unknown";
 }
@@ -34,6 +37,9 @@ struct bilevel_result {
   std::vector<std::size_t> mask_change;  ///< Hamming distance between this iteration's hard mask and the previous one
   std::vector<double> density;         ///< Σm / n over the prunable weights (relaxed: of the continuous m)
   std::vector<std::size_t> cg_iterations;  ///< exact mode: conjugate-gradient iterations of each upper step
+  /// exact mode: upper steps whose conjugate gradients stopped before ‖r‖ ≤ cg_tolerance · ‖m⊙g‖ (iteration limit,
+  /// or a direction of non-positive curvature); their IG is CG's last iterate
+  std::size_t cg_unconverged = 0;
   std::vector<std::size_t> prunable;   ///< indices into problem.parameters() of the masked tensors
   std::vector<std::vector<T>> masks;   ///< the final 0/1 mask of each of them (same order)
   double seconds = 0.0;                ///< wall time of the run

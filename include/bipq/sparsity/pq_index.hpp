@@ -166,7 +166,7 @@ inline bool survives(MT m) noexcept {
 /// Throws "<func>(): <arg> contains NaN or Inf (index i)" for the first non-finite entry counted (all entries, or
 /// the survivors of the mask), and "<func>(): mask contains NaN or Inf" for a non-finite mask entry.
 template <class T, class MT>
-void require_finite_counted(std::span<const T> x, const MT* mask, const char* func, const char* arg) {
+void require_finite_counted(std::span<const T> x, const MT* mask, const char* func, const std::string& arg) {
   for (std::size_t i = 0; i < x.size(); ++i) {
     if constexpr (!std::is_void_v<MT>) {
       if (!std::isfinite(mask[i]))
@@ -423,7 +423,7 @@ inline constexpr bool has_simd_pass =
 /// Throws on non-finite counted data or mask.
 template <class T, class MT>
 power_sums<accumulator_t<T>> first_pass(std::span<const T> x, const MT* mask, [[maybe_unused]] pq_path path, double p, double q,
-                                        const char* func) {
+                                        const char* func, const std::string& arg) {
   using A = accumulator_t<T>;
   power_sums<A> s;
   bool finite = true;
@@ -448,7 +448,7 @@ power_sums<accumulator_t<T>> first_pass(std::span<const T> x, const MT* mask, [[
     }
   }
   if (!finite) {
-    require_finite_counted<T, MT>(x, mask, func, "w");
+    require_finite_counted<T, MT>(x, mask, func, arg);
     // Non-finite values only where the mask is zero: the scalar pass skips those entries.
     s = scalar_sums<T, MT>(x, mask, A(path == pq_path::general ? 0 : 1), A(0), p, q);
   }
@@ -485,14 +485,17 @@ struct counted_view {
   const MT* mask = nullptr;
 };
 
-/// Sums over several tensors (global scope): one unscaled pass; a second, scaled pass if needed.
+/// Sums over several tensors (global scope): one unscaled pass; a second, scaled pass if needed. Errors name the
+/// argument `arg`, followed by the tensor's position ("ws[3]") when `indexed`.
 template <class T, class MT>
 power_sums<accumulator_t<T>> sums_over(std::span<const counted_view<T, MT>> views, double p, double q,
-                                       const char* func) {
+                                       const char* func, const std::string& arg = "w", bool indexed = false) {
   using A = accumulator_t<T>;
   const pq_path path = has_simd_pass<T> ? choose_path(p, q) : pq_path::general;
   power_sums<A> total;
-  for (const auto& v : views) total.merge(first_pass<T, MT>(v.x, v.mask, path, p, q, func));
+  for (std::size_t j = 0; j < views.size(); ++j)
+    total.merge(first_pass<T, MT>(views[j].x, views[j].mask, path, p, q, func,
+                                  indexed ? arg + "[" + std::to_string(j) + "]" : arg));
   if (path != pq_path::general && unscaled_is_accurate(total, q)) return total;
   if (total.max_abs == 0) return total;
   // Scaled pass: y = |w| / max|w| ∈ [0, 1]; multiply by the reciprocal when it is finite (it is for float data).
@@ -558,7 +561,7 @@ double pq_index_global(const Range& ws, double p, double q) {
   std::vector<detail::counted_view<T, void>> views;
   for (const auto& w : ws) views.push_back({detail::const_span(w), nullptr});
   const auto s = detail::sums_over<T, void>(std::span<const detail::counted_view<T, void>>(views), p, q,
-                                            "pq_index_global");
+                                            "pq_index_global", "ws", true);
   return detail::pq_from_sums(s.sum_p, s.sum_q, s.count, p, q);
 }
 
@@ -580,7 +583,7 @@ double pq_index_global(const Range& ws, const MaskRange& masks, double p, double
   }
   if (mask_it != mask_end) throw std::invalid_argument("pq_index_global(): masks has more tensors than ws");
   const auto s = detail::sums_over<T, MT>(std::span<const detail::counted_view<T, MT>>(views), p, q,
-                                          "pq_index_global");
+                                          "pq_index_global", "ws", true);
   return detail::pq_from_sums(s.sum_p, s.sum_q, s.count, p, q);
 }
 
@@ -591,7 +594,8 @@ std::vector<double> pq_index_per_tensor(const Range& ws, double p, double q) {
   std::vector<double> out;
   for (const auto& w : ws) {
     const detail::counted_view<T, void> view{detail::const_span(w), nullptr};
-    const auto s = detail::sums_over<T, void>(std::span(&view, 1), p, q, "pq_index_per_tensor");
+    const auto s = detail::sums_over<T, void>(std::span(&view, 1), p, q, "pq_index_per_tensor",
+                                              "ws[" + std::to_string(out.size()) + "]");
     out.push_back(detail::pq_from_sums(s.sum_p, s.sum_q, s.count, p, q));
   }
   return out;
@@ -611,7 +615,8 @@ std::vector<double> pq_index_per_tensor(const Range& ws, const MaskRange& masks,
     const auto m = detail::const_span(*mask_it);
     detail::require_size(m.size(), x.size(), "pq_index_per_tensor", "masks");
     const detail::counted_view<T, MT> view{x, m.data()};
-    const auto s = detail::sums_over<T, MT>(std::span(&view, 1), p, q, "pq_index_per_tensor");
+    const auto s = detail::sums_over<T, MT>(std::span(&view, 1), p, q, "pq_index_per_tensor",
+                                            "ws[" + std::to_string(out.size()) + "]");
     out.push_back(detail::pq_from_sums(s.sum_p, s.sum_q, s.count, p, q));
     ++mask_it;
   }
@@ -631,7 +636,8 @@ std::vector<double> pq_index_per_neuron(const W& w, std::size_t rows, double p, 
   std::vector<double> out(rows);
   for (std::size_t r = 0; r < rows; ++r) {
     const detail::counted_view<T, void> view{x.subspan(r * cols, cols), nullptr};
-    const auto s = detail::sums_over<T, void>(std::span(&view, 1), p, q, "pq_index_per_neuron");
+    const auto s = detail::sums_over<T, void>(std::span(&view, 1), p, q, "pq_index_per_neuron",
+                                            "row " + std::to_string(r) + " of w");
     out[r] = detail::pq_from_sums(s.sum_p, s.sum_q, s.count, p, q);
   }
   return out;
@@ -652,7 +658,8 @@ std::vector<double> pq_index_per_neuron(const W& w, const M& mask, std::size_t r
   std::vector<double> out(rows);
   for (std::size_t r = 0; r < rows; ++r) {
     const detail::counted_view<T, MT> view{x.subspan(r * cols, cols), m.data() + r * cols};
-    const auto s = detail::sums_over<T, MT>(std::span(&view, 1), p, q, "pq_index_per_neuron");
+    const auto s = detail::sums_over<T, MT>(std::span(&view, 1), p, q, "pq_index_per_neuron",
+                                            "row " + std::to_string(r) + " of w");
     out[r] = detail::pq_from_sums(s.sum_p, s.sum_q, s.count, p, q);
   }
   return out;
