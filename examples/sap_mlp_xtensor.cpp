@@ -14,6 +14,7 @@
 #include "bipq/adapters/xtensor/classifier.hpp"
 #include "bipq/adapters/xtensor/fashion_mnist.hpp"
 #include "bipq/prune/sap.hpp"
+#include "command_line.hpp"
 
 namespace xa = bipq::xtensor_adapter;
 
@@ -35,12 +36,21 @@ struct epoch_printer {
 }  // namespace
 
 int main(int argc, char** argv) {
+  constexpr const char* program = "sap_mlp_xtensor";
+  if (argc > 5 || (argc > 1 && (std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h"))) {
+    std::printf("usage: %s [epochs per training run = 8] [rounds = 5] [scope = global|layer|neuron] [data dir]\n",
+                program);
+    return argc > 5 ? 2 : 0;
+  }
+  const std::size_t epochs = argc > 1 ? examples::parse_number<std::size_t>(program, "epochs", argv[1]) : 8;
+  const std::size_t rounds = argc > 2 ? examples::parse_number<std::size_t>(program, "rounds", argv[2]) : 5;
+  const std::string scope_name = argc > 3 ? argv[3] : "global";
+  const std::string dir = argc > 4 ? argv[4] : "";
+  if (epochs == 0) examples::fail(program, "epochs must be >= 1");
+  if (rounds == 0) examples::fail(program, "rounds must be >= 1");
+  if (scope_name != "global" && scope_name != "layer" && scope_name != "neuron")
+    examples::fail(program, "invalid value '" + scope_name + "' for scope");
   try {
-    const std::size_t epochs = argc > 1 ? std::strtoul(argv[1], nullptr, 10) : 8;
-    const std::size_t rounds = argc > 2 ? std::strtoul(argv[2], nullptr, 10) : 5;
-    const std::string scope_name = argc > 3 ? argv[3] : "global";
-    const std::string dir = argc > 4 ? argv[4] : "";
-
     bipq::sap_params params;
     params.rounds = rounds;
     params.scope = scope_name == "layer"    ? bipq::sap_scope::layer

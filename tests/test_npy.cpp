@@ -97,3 +97,27 @@ TEST_CASE("write_npy with a shape that disagrees with the data throws and leaves
   CHECK(leftovers == 0);
   fs::remove_all(dir);
 }
+
+TEST_CASE("write_file_atomically: a failed rename leaves the destination as it was and no temporary file") {
+  const fs::path dir = scratch_dir();
+  // The destination is a non-empty directory: the temporary file is written, the rename onto it fails.
+  fs::create_directories(dir / "taken");
+  { std::ofstream(dir / "taken" / "inside") << "keep"; }
+  CHECK_THROWS_WITH_AS(bipq::io::write_npy<float>(dir / "taken", std::vector<float>{1, 2}, std::vector<std::size_t>{2}),
+                       doctest::Contains("cannot rename to"), std::runtime_error);
+  CHECK(fs::is_directory(dir / "taken"));
+  CHECK(fs::exists(dir / "taken" / "inside"));
+  std::size_t entries = 0;
+  for (const auto& e : fs::directory_iterator(dir)) entries += e.path().filename() != "taken";
+  CHECK(entries == 0);
+  // A directory that does not exist: nothing can be opened, nothing is created.
+  CHECK_THROWS_WITH_AS(bipq::io::write_file_atomically(dir / "missing" / "x.npy", "data"),
+                       doctest::Contains("cannot open"), std::runtime_error);
+  CHECK_FALSE(fs::exists(dir / "missing"));
+  // A shape whose element count overflows size_t is refused before anything is written.
+  const std::vector<std::size_t> huge{std::size_t(1) << 40, std::size_t(1) << 40};
+  CHECK_THROWS_WITH_AS(bipq::io::write_npy<float>(dir / "h.npy", std::vector<float>{1}, huge),
+                       doctest::Contains("more elements than size_t"), std::invalid_argument);
+  CHECK_FALSE(fs::exists(dir / "h.npy"));
+  fs::remove_all(dir);
+}

@@ -133,7 +133,7 @@ constexpr bool check_callback() {
 /// on a callback passed as const (they would never be called).
 template <class T, class... Callbacks>
 constexpr void check_callbacks() {
-  (detail::check_callback<T, std::remove_reference_t<Callbacks>>() && ...);
+  [[maybe_unused]] constexpr bool checked = (detail::check_callback<T, std::remove_reference_t<Callbacks>>() && ...);
 }
 
 /// Calls begin(r) on every callback that has it.

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -92,7 +93,12 @@ inline void write_file_atomically(const std::filesystem::path& path, const std::
 template <class T>
 void write_npy(const std::filesystem::path& path, std::span<const T> data, std::span<const std::size_t> shape) {
   std::size_t count = 1;
-  for (std::size_t s : shape) count *= s;
+  for (std::size_t s : shape) {
+    if (s != 0 && count > std::numeric_limits<std::size_t>::max() / s)
+      throw std::invalid_argument("write_npy(): shape " + detail::npy_shape_string(shape) +
+                                  " has more elements than size_t can count");
+    count *= s;
+  }
   if (count != data.size()) {
     throw std::invalid_argument("write_npy(): shape " + detail::npy_shape_string(shape) + " has " +
                                 std::to_string(count) + " elements but data has " + std::to_string(data.size()));
