@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <vector>
 
@@ -11,6 +12,7 @@
 #include "bipq/prune/imp.hpp"
 #include "bipq/prune/omp.hpp"
 #include "bipq/prune/sap.hpp"
+#include "bipq/sparsity/pq_index.hpp"
 #include "prune_test_model.hpp"
 
 using bipq::testing::cluster_mlp;
@@ -180,6 +182,92 @@ TEST_CASE("sap never prunes below its density floor and handles neuron scope") {
     for (std::size_t r = 0; r < result.masks[j].size() / cols; ++r) {
       const auto first = result.masks[j].begin() + std::ptrdiff_t(r * cols);
       CHECK(std::count(first, first + std::ptrdiff_t(cols), 1.0) >= std::ptrdiff_t(std::ceil(0.3 * double(cols))));
+    }
+  }
+  check_pruned_weights_are_zero(model, result);
+}
+
+namespace {
+/// Records the model's weights when every training run begins, and after the first epoch of the first run.
+struct weight_recorder {
+  const cluster_mlp* model = nullptr;
+  std::vector<std::vector<std::vector<double>>> at_begin;  // [run][parameter][entry]
+  std::vector<std::vector<double>> after_first_epoch;
+  std::vector<std::vector<double>> values() const {
+    std::vector<std::vector<double>> v;
+    for (const auto& p : model->parameters()) v.emplace_back(p.value.begin(), p.value.end());
+    return v;
+  }
+  void begin(const bipq::run_info&) { at_begin.push_back(values()); }
+  void end_epoch(const bipq::epoch_info<double>& e) {
+    if (at_begin.size() == 1 && e.epoch == 0) after_first_epoch = values();
+  }
+};
+}  // namespace
+
+TEST_CASE("imp rewinds the survivors to the weights after rewind_epoch dense epochs") {
+  cluster_mlp model(5);
+  bipq::imp_params p{.common = small_run(0.4)};
+  p.rewind_epoch = 1;
+  weight_recorder rec{&model};
+  const auto result = bipq::imp(model, p, rec);
+  REQUIRE(rec.at_begin.size() >= 3);  // the dense run and at least two pruning rounds
+  REQUIRE(rec.after_first_epoch.size() == model.parameters().size());
+  // Every retraining run starts from m ⊙ (weights after dense epoch 1), biases rewound too: the survivors of the
+  // first-epoch weights are exactly where each round begins, and no pruned weight is left non-zero.
+  for (std::size_t run = 1; run < rec.at_begin.size(); ++run) {
+    std::size_t rewound = 0, zero = 0;
+    for (std::size_t i = 0; i < model.parameters().size(); ++i) {
+      for (std::size_t e = 0; e < rec.after_first_epoch[i].size(); ++e) {
+        const double now = rec.at_begin[run][i][e];
+        if (now == rec.after_first_epoch[i][e]) ++rewound;
+        else if (now == 0.0) ++zero;
+        else FAIL_CHECK("run " << run << ", parameter " << i << ", entry " << e << " is neither rewound nor pruned");
+      }
+    }
+    CHECK(rewound > 0);
+    CHECK(zero > 0);
+  }
+  check_pruned_weights_are_zero(model, result);
+}
+
+/// The PQ Index (0.5, 1) of the non-zero weights of each prunable tensor (parameters 0 and 2) when a run ends.
+struct layer_pq_recorder {
+  const cluster_mlp* model = nullptr;
+  std::vector<std::array<double, 2>> pq;        // [run][layer]
+  std::vector<std::array<std::size_t, 2>> alive;  // [run][layer]: non-zero weights
+  void end(const bipq::run_info&) {
+    std::array<double, 2> q{};
+    std::array<std::size_t, 2> a{};
+    for (std::size_t l = 0; l < 2; ++l) {
+      std::vector<double> nonzero;
+      for (double v : model->parameters()[2 * l].value)
+        if (v != 0.0) nonzero.push_back(v);
+      q[l] = bipq::pq_index(nonzero, 0.5, 1.0);
+      a[l] = nonzero.size();
+    }
+    pq.push_back(q);
+    alive.push_back(a);
+  }
+};
+
+TEST_CASE("sap with layer scope prunes each layer by the rule applied to that layer's own PQ Index") {
+  cluster_mlp model(9);
+  bipq::sap_params p{.common = small_run(0.02)};
+  p.rounds = 3;
+  p.scope = bipq::sap_scope::layer;
+  layer_pq_recorder rec{&model};
+  const auto result = bipq::sap(model, p, rec);
+  REQUIRE(result.history.size() == 4);
+  REQUIRE(rec.pq.size() == 4);  // the dense run and three retraining runs
+  const std::array<std::size_t, 2> sizes{cluster_mlp::hidden * cluster_mlp::in, cluster_mlp::classes * cluster_mlp::hidden};
+  for (std::size_t t = 1; t < result.history.size(); ++t) {
+    for (std::size_t l = 0; l < 2; ++l) {
+      const auto before = static_cast<std::size_t>(std::lround(result.history[t - 1].density_per_tensor[l] * double(sizes[l])));
+      const auto after = static_cast<std::size_t>(std::lround(result.history[t].density_per_tensor[l] * double(sizes[l])));
+      CHECK(rec.alive[t - 1][l] == before);  // trained weights: every survivor is non-zero
+      INFO("round " << t << ", layer " << l);
+      CHECK(before - after == bipq::sap_prune_count(before, rec.pq[t - 1][l], p.rule));
     }
   }
   check_pruned_weights_are_zero(model, result);
