@@ -20,12 +20,11 @@ namespace examples {
 /// wrap-around to 2^64 - 1).
 template <class T>
 T parse_number(const char* program, const std::string& flag, const std::string& text) {
-  if (text.empty() || std::isspace(static_cast<unsigned char>(text.front())) ||
-      (std::is_unsigned_v<T> && (text.front() == '-' || text.front() == '+')))
-    fail(program, "invalid value '" + text + "' for " + flag);
+  const bool bad_start = text.empty() || std::isspace(static_cast<unsigned char>(text.front())) ||
+                         (std::is_unsigned_v<T> && (text.front() == '-' || text.front() == '+'));
   std::istringstream in(text);
   T value{};
-  if (!(in >> value) || !in.eof()) fail(program, "invalid value '" + text + "' for " + flag);
+  if (bad_start || !(in >> value) || !in.eof()) fail(program, "invalid value '" + text + "' for " + flag);
   return value;
 }
 

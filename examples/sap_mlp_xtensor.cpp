@@ -48,14 +48,14 @@ int main(int argc, char** argv) {
   const std::string dir = argc > 4 ? argv[4] : "";
   if (epochs == 0) examples::fail(program, "epochs must be >= 1");
   if (rounds == 0) examples::fail(program, "rounds must be >= 1");
-  if (scope_name != "global" && scope_name != "layer" && scope_name != "neuron")
-    examples::fail(program, "invalid value '" + scope_name + "' for scope");
+  bipq::sap_scope scope = bipq::sap_scope::global;
+  if (scope_name == "layer") scope = bipq::sap_scope::layer;
+  else if (scope_name == "neuron") scope = bipq::sap_scope::neuron;
+  else if (scope_name != "global") examples::fail(program, "invalid value '" + scope_name + "' for scope");
   try {
     bipq::sap_params params;
     params.rounds = rounds;
-    params.scope = scope_name == "layer"    ? bipq::sap_scope::layer
-                   : scope_name == "neuron" ? bipq::sap_scope::neuron
-                                            : bipq::sap_scope::global;
+    params.scope = scope;
     params.common.train.epochs = epochs;
     params.common.train.batch_size = 128;
     params.common.train.sgd.learning_rate = 0.05;

@@ -203,6 +203,26 @@ struct weight_recorder {
     if (at_begin.size() == 1 && e.epoch == 0) after_first_epoch = values();
   }
 };
+
+/// The PQ Index (0.5, 1) of the non-zero weights of each prunable tensor (parameters 0 and 2) when a run ends.
+struct layer_pq_recorder {
+  const cluster_mlp* model = nullptr;
+  std::vector<std::array<double, 2>> pq;        // [run][layer]
+  std::vector<std::array<std::size_t, 2>> alive;  // [run][layer]: non-zero weights
+  void end(const bipq::run_info&) {
+    std::array<double, 2> q{};
+    std::array<std::size_t, 2> a{};
+    for (std::size_t l = 0; l < 2; ++l) {
+      std::vector<double> nonzero;
+      for (double v : model->parameters()[2 * l].value)
+        if (v != 0.0) nonzero.push_back(v);
+      q[l] = bipq::pq_index(nonzero, 0.5, 1.0);
+      a[l] = nonzero.size();
+    }
+    pq.push_back(q);
+    alive.push_back(a);
+  }
+};
 }  // namespace
 
 TEST_CASE("imp rewinds the survivors to the weights after rewind_epoch dense epochs") {
@@ -231,26 +251,6 @@ TEST_CASE("imp rewinds the survivors to the weights after rewind_epoch dense epo
   check_pruned_weights_are_zero(model, result);
 }
 
-/// The PQ Index (0.5, 1) of the non-zero weights of each prunable tensor (parameters 0 and 2) when a run ends.
-struct layer_pq_recorder {
-  const cluster_mlp* model = nullptr;
-  std::vector<std::array<double, 2>> pq;        // [run][layer]
-  std::vector<std::array<std::size_t, 2>> alive;  // [run][layer]: non-zero weights
-  void end(const bipq::run_info&) {
-    std::array<double, 2> q{};
-    std::array<std::size_t, 2> a{};
-    for (std::size_t l = 0; l < 2; ++l) {
-      std::vector<double> nonzero;
-      for (double v : model->parameters()[2 * l].value)
-        if (v != 0.0) nonzero.push_back(v);
-      q[l] = bipq::pq_index(nonzero, 0.5, 1.0);
-      a[l] = nonzero.size();
-    }
-    pq.push_back(q);
-    alive.push_back(a);
-  }
-};
-
 TEST_CASE("sap with layer scope prunes each layer by the rule applied to that layer's own PQ Index") {
   cluster_mlp model(9);
   bipq::sap_params p{.common = small_run(0.02)};
@@ -260,11 +260,11 @@ TEST_CASE("sap with layer scope prunes each layer by the rule applied to that la
   const auto result = bipq::sap(model, p, rec);
   REQUIRE(result.history.size() == 4);
   REQUIRE(rec.pq.size() == 4);  // the dense run and three retraining runs
-  const std::array<std::size_t, 2> sizes{cluster_mlp::hidden * cluster_mlp::in, cluster_mlp::classes * cluster_mlp::hidden};
   for (std::size_t t = 1; t < result.history.size(); ++t) {
     for (std::size_t l = 0; l < 2; ++l) {
-      const auto before = static_cast<std::size_t>(std::lround(result.history[t - 1].density_per_tensor[l] * double(sizes[l])));
-      const auto after = static_cast<std::size_t>(std::lround(result.history[t].density_per_tensor[l] * double(sizes[l])));
+      const auto size = double(model.parameters()[2 * l].value.size());
+      const auto before = static_cast<std::size_t>(std::lround(result.history[t - 1].density_per_tensor[l] * size));
+      const auto after = static_cast<std::size_t>(std::lround(result.history[t].density_per_tensor[l] * size));
       CHECK(rec.alive[t - 1][l] == before);  // trained weights: every survivor is non-zero
       INFO("round " << t << ", layer " << l);
       CHECK(before - after == bipq::sap_prune_count(before, rec.pq[t - 1][l], p.rule));

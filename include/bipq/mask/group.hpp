@@ -96,14 +96,22 @@ std::vector<double> relative_group_norms(std::span<const T> w, const group_layou
       const std::size_t j = group_of(o, c);
       if (scale[j] == 0.0) continue;
       const T* x = w.data() + o * block + c * g.inner;
-      // y = |x| / max|w|_g ∈ [0, 1]; by the reciprocal unless it overflows (a subnormal max).
+      // y = |x| / max|w|_g ∈ [0, 1], by the reciprocal unless it overflows (a subnormal max); the choices are made
+      // once per block so that the loops stay branch-free.
       const double inv = 1.0 / scale[j];
-      const bool by_inverse = std::isfinite(inv);
       double acc = 0.0;
-      for (std::size_t s = 0; s < g.inner; ++s) {
-        const double a = double(std::abs(x[s]));
-        const double y = by_inverse ? a * inv : a / scale[j];
-        acc += norm == group_norm::l1 ? y : y * y;
+      if (!std::isfinite(inv)) {
+        for (std::size_t s = 0; s < g.inner; ++s) {
+          const double y = double(std::abs(x[s])) / scale[j];
+          acc += norm == group_norm::l1 ? y : y * y;
+        }
+      } else if (norm == group_norm::l1) {
+        for (std::size_t s = 0; s < g.inner; ++s) acc += double(std::abs(x[s])) * inv;
+      } else {
+        for (std::size_t s = 0; s < g.inner; ++s) {
+          const double y = double(std::abs(x[s])) * inv;
+          acc += y * y;
+        }
       }
       sum[j] += acc;
     }

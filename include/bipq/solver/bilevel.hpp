@@ -327,6 +327,11 @@ bilevel_result<problem_scalar_t<P>> bilevel_solver::optimize(P& problem, Callbac
     for (std::size_t s = 0; s < bp.lower_steps; ++s) {
       state.write_effective(state.masks());
       const double loss = static_cast<double>(problem.loss_and_gradient(sampler.next()));
+      if (!std::isfinite(loss)) {  // before the step: θ keeps its last finite values
+        stop = true;
+        result.reason = termination::diverged;
+        break;
+      }
       for (std::size_t j = 0; j < J; ++j) {
         const parameter<T>& p = params[state.prunable()[j]];
         const T* __restrict g = p.grad.data();
@@ -339,11 +344,6 @@ bilevel_result<problem_scalar_t<P>> bilevel_solver::optimize(P& problem, Callbac
       for (std::size_t i = 0; i < params.size(); ++i)
         if (!state.is_prunable(i))
           lower.step(i, params[i].value, std::span<const T>(params[i].grad), bp.lower_learning_rate, bp.gamma);
-      if (!std::isfinite(loss)) {
-        stop = true;
-        result.reason = termination::diverged;
-        break;
-      }
       lower_sum += loss;
       ++lower_done;
       if (notify_step(step_info{it, step++, loss}, callbacks...)) {

@@ -13,7 +13,8 @@ enum class termination {
   callback_stop,   ///< a callback hook returned true
   mask_converged,  ///< the hard mask was unchanged for `stable_mask_iterations` iterations
   diverged,        ///< a loss or the implicit gradient became NaN or Inf (learning rate too large for γ, ...);
-                   ///< the masks are those of the last finite iteration, the weights those of the failed step
+                   ///< the masks are those of the last finite iteration; a non-finite lower loss stops before
+                   ///< its step (θ stays finite), a non-finite IG after the lower steps that produced it
 };
 
 /// A readable name for a termination reason ("max_iterations", ...).

@@ -163,10 +163,28 @@ inline bool survives(MT m) noexcept {
   return m != MT(0);
 }
 
+/// How an error message names the data: "w", "ws[3]" (a tensor of a list) or "row 3 of w". Formatted only when
+/// an error is thrown, so the passes build no strings.
+struct argument_name {
+  enum class kind { plain, tensor, row };
+  const char* name = "w";
+  kind what = kind::plain;
+  std::size_t index = 0;
+
+  std::string str() const {
+    switch (what) {
+      case kind::tensor: return std::string(name) + "[" + std::to_string(index) + "]";
+      case kind::row: return "row " + std::to_string(index) + " of " + name;
+      case kind::plain: break;
+    }
+    return name;
+  }
+};
+
 /// Throws "<func>(): <arg> contains NaN or Inf (index i)" for the first non-finite entry counted (all entries, or
 /// the survivors of the mask), and "<func>(): mask contains NaN or Inf" for a non-finite mask entry.
 template <class T, class MT>
-void require_finite_counted(std::span<const T> x, const MT* mask, const char* func, const std::string& arg) {
+void require_finite_counted(std::span<const T> x, const MT* mask, const char* func, const argument_name& arg) {
   for (std::size_t i = 0; i < x.size(); ++i) {
     if constexpr (!std::is_void_v<MT>) {
       if (!std::isfinite(mask[i]))
@@ -175,7 +193,7 @@ void require_finite_counted(std::span<const T> x, const MT* mask, const char* fu
       if (!survives(mask[i])) continue;
     }
     if (!std::isfinite(x[i]))
-      throw std::invalid_argument(std::string(func) + "(): " + arg + " contains NaN or Inf (index " +
+      throw std::invalid_argument(std::string(func) + "(): " + arg.str() + " contains NaN or Inf (index " +
                                   std::to_string(i) + ")");
   }
 }
@@ -423,7 +441,7 @@ inline constexpr bool has_simd_pass =
 /// Throws on non-finite counted data or mask.
 template <class T, class MT>
 power_sums<accumulator_t<T>> first_pass(std::span<const T> x, const MT* mask, [[maybe_unused]] pq_path path, double p, double q,
-                                        const char* func, const std::string& arg) {
+                                        const char* func, const argument_name& arg) {
   using A = accumulator_t<T>;
   power_sums<A> s;
   bool finite = true;
@@ -486,16 +504,18 @@ struct counted_view {
 };
 
 /// Sums over several tensors (global scope): one unscaled pass; a second, scaled pass if needed. Errors name the
-/// argument `arg`, followed by the tensor's position ("ws[3]") when `indexed`.
+/// data as `arg`; for a tensor or row, views[j] is number arg.index + j.
 template <class T, class MT>
 power_sums<accumulator_t<T>> sums_over(std::span<const counted_view<T, MT>> views, double p, double q,
-                                       const char* func, const std::string& arg = "w", bool indexed = false) {
+                                       const char* func, argument_name arg = {}) {
   using A = accumulator_t<T>;
   const pq_path path = has_simd_pass<T> ? choose_path(p, q) : pq_path::general;
   power_sums<A> total;
-  for (std::size_t j = 0; j < views.size(); ++j)
-    total.merge(first_pass<T, MT>(views[j].x, views[j].mask, path, p, q, func,
-                                  indexed ? arg + "[" + std::to_string(j) + "]" : arg));
+  const std::size_t first_index = arg.index;
+  for (std::size_t j = 0; j < views.size(); ++j) {
+    arg.index = first_index + j;
+    total.merge(first_pass<T, MT>(views[j].x, views[j].mask, path, p, q, func, arg));
+  }
   if (path != pq_path::general && unscaled_is_accurate(total, q)) return total;
   if (total.max_abs == 0) return total;
   // Scaled pass: y = |w| / max|w| ∈ [0, 1]; multiply by the reciprocal when it is finite (it is for float data).
@@ -561,7 +581,7 @@ double pq_index_global(const Range& ws, double p, double q) {
   std::vector<detail::counted_view<T, void>> views;
   for (const auto& w : ws) views.push_back({detail::const_span(w), nullptr});
   const auto s = detail::sums_over<T, void>(std::span<const detail::counted_view<T, void>>(views), p, q,
-                                            "pq_index_global", "ws", true);
+                                            "pq_index_global", {"ws", detail::argument_name::kind::tensor});
   return detail::pq_from_sums(s.sum_p, s.sum_q, s.count, p, q);
 }
 
@@ -583,7 +603,7 @@ double pq_index_global(const Range& ws, const MaskRange& masks, double p, double
   }
   if (mask_it != mask_end) throw std::invalid_argument("pq_index_global(): masks has more tensors than ws");
   const auto s = detail::sums_over<T, MT>(std::span<const detail::counted_view<T, MT>>(views), p, q,
-                                          "pq_index_global", "ws", true);
+                                          "pq_index_global", {"ws", detail::argument_name::kind::tensor});
   return detail::pq_from_sums(s.sum_p, s.sum_q, s.count, p, q);
 }
 
@@ -595,7 +615,7 @@ std::vector<double> pq_index_per_tensor(const Range& ws, double p, double q) {
   for (const auto& w : ws) {
     const detail::counted_view<T, void> view{detail::const_span(w), nullptr};
     const auto s = detail::sums_over<T, void>(std::span(&view, 1), p, q, "pq_index_per_tensor",
-                                              "ws[" + std::to_string(out.size()) + "]");
+                                              {"ws", detail::argument_name::kind::tensor, out.size()});
     out.push_back(detail::pq_from_sums(s.sum_p, s.sum_q, s.count, p, q));
   }
   return out;
@@ -616,7 +636,7 @@ std::vector<double> pq_index_per_tensor(const Range& ws, const MaskRange& masks,
     detail::require_size(m.size(), x.size(), "pq_index_per_tensor", "masks");
     const detail::counted_view<T, MT> view{x, m.data()};
     const auto s = detail::sums_over<T, MT>(std::span(&view, 1), p, q, "pq_index_per_tensor",
-                                            "ws[" + std::to_string(out.size()) + "]");
+                                            {"ws", detail::argument_name::kind::tensor, out.size()});
     out.push_back(detail::pq_from_sums(s.sum_p, s.sum_q, s.count, p, q));
     ++mask_it;
   }
@@ -637,7 +657,7 @@ std::vector<double> pq_index_per_neuron(const W& w, std::size_t rows, double p, 
   for (std::size_t r = 0; r < rows; ++r) {
     const detail::counted_view<T, void> view{x.subspan(r * cols, cols), nullptr};
     const auto s = detail::sums_over<T, void>(std::span(&view, 1), p, q, "pq_index_per_neuron",
-                                            "row " + std::to_string(r) + " of w");
+                                            {"w", detail::argument_name::kind::row, r});
     out[r] = detail::pq_from_sums(s.sum_p, s.sum_q, s.count, p, q);
   }
   return out;
@@ -659,7 +679,7 @@ std::vector<double> pq_index_per_neuron(const W& w, const M& mask, std::size_t r
   for (std::size_t r = 0; r < rows; ++r) {
     const detail::counted_view<T, MT> view{x.subspan(r * cols, cols), m.data() + r * cols};
     const auto s = detail::sums_over<T, MT>(std::span(&view, 1), p, q, "pq_index_per_neuron",
-                                            "row " + std::to_string(r) + " of w");
+                                            {"w", detail::argument_name::kind::row, r});
     out[r] = detail::pq_from_sums(s.sum_p, s.sum_q, s.count, p, q);
   }
   return out;
