@@ -8,7 +8,7 @@ scripts/install_deps.sh
 build=${1:-build}
 shift || true
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DBIPQ_BUILD_TESTS=ON -DBIPQ_BUILD_EXAMPLES=ON \
-      -DBIPQ_BUILD_BENCHMARKS=OFF "$@" >/dev/null
+      -DBIPQ_BUILD_BENCHMARKS=OFF -DBIPQ_WERROR=ON "$@" >/dev/null
 cmake --build "$build" -j"$(nproc)"
 cd "$build"
 ctest --output-on-failure -j"$(nproc)"

@@ -153,7 +153,7 @@ TEST_CASE("global scores mask: exactly k kept over the prunable tensors, biases 
       if (r.masks[j][e] == 0.0) CHECK(value[e] == 0.0);
   }
   CHECK(r.iterations == 20);
-  CHECK(r.reason == bipq::termination::max_iterations);
+  CHECK(r.reason == bipq::termination::completed);
   CHECK(r.upper_loss.size() == 20);
   CHECK(r.lower_loss.size() == 20);
   for (double d : r.density) CHECK(d == doctest::Approx(13.0 / 44.0));

@@ -97,7 +97,7 @@ TEST_CASE("train converges to the least-squares solution") {
   tp.sgd.learning_rate = 0.1;
   tp.sgd.weight_decay = 0.0;
   const auto r = bipq::train(p, tp, {});
-  CHECK(r.reason == bipq::train_termination::completed);
+  CHECK(r.reason == bipq::termination::completed);
   REQUIRE(r.epoch_loss.size() == 40);
   CHECK(r.epoch_loss.back() < 1e-6);
   CHECK(r.steps == 40 * 10);
@@ -177,7 +177,7 @@ TEST_CASE("callbacks: hooks called once per run, step and epoch; a stop request 
   counter stopper;
   stopper.stop_after_steps = 6;
   r = bipq::train(m, tp, {}, stopper);
-  CHECK(r.reason == bipq::train_termination::callback_stop);
+  CHECK(r.reason == bipq::termination::callback_stop);
   CHECK(stopper.steps == 6);
   CHECK(stopper.epochs == 2);  // the interrupted epoch still reports
   CHECK(stopper.ends == 1);

@@ -5,6 +5,7 @@
 
 #include "bipq/concepts.hpp"
 #include "bipq/tensor.hpp"
+#include "bipq/termination.hpp"
 #include "bipq/sparsity/pq_index.hpp"
 #include "bipq/sparsity/measures.hpp"
 #include "bipq/sparsity/retained_bound.hpp"
@@ -14,6 +15,7 @@
 #include "bipq/mask/group.hpp"
 #include "bipq/mask/n_m.hpp"
 #include "bipq/mask/apply.hpp"
+#include "bipq/mask/count.hpp"
 #include "bipq/schedule/cubic.hpp"
 #include "bipq/schedule/geometric.hpp"
 #include "bipq/schedule/sap.hpp"

@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <limits>
 #include <span>
 #include <stdexcept>
@@ -23,6 +24,7 @@
 #include "bipq/concepts.hpp"
 #include "bipq/detail/random.hpp"
 #include "bipq/optim/sgd.hpp"
+#include "bipq/termination.hpp"
 
 namespace bipq {
 
@@ -43,15 +45,21 @@ struct train_params {
   }
 };
 
-/// Why a training run ended.
-enum class train_termination { completed, callback_stop };
-
 /// What train() returns.
 struct train_result {
-  train_termination reason = train_termination::completed;
+  termination reason = termination::completed;  ///< completed or callback_stop
   std::vector<double> epoch_loss;  ///< mean mini-batch loss of every completed epoch (also the stopped one)
   double seconds = 0.0;            ///< wall time of the run
   std::size_t steps = 0;           ///< SGD steps taken
+
+  /// One line: why it stopped, epochs, the last epoch's loss, steps, time.
+  std::string brief_report() const {
+    char line[192];
+    std::snprintf(line, sizeof line, "train: %s after %zu epochs (%zu steps), last epoch loss %.6g, %.2f s",
+                  std::string(to_string(reason)).c_str(), epoch_loss.size(), steps,
+                  epoch_loss.empty() ? std::numeric_limits<double>::quiet_NaN() : epoch_loss.back(), seconds);
+    return line;
+  }
 };
 
 /// Trains `problem` from its current parameter values.
@@ -171,7 +179,7 @@ train_result train(P& problem, const train_params& params,
     }
     stop = notify_epoch(info, callbacks...) || stop;
   }
-  result.reason = stop ? train_termination::callback_stop : train_termination::completed;
+  result.reason = stop ? termination::callback_stop : termination::completed;
   result.seconds = elapsed();
   notify_end(run, callbacks...);
   return result;

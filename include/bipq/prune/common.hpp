@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstddef>
 #include <limits>
 #include <span>
@@ -14,11 +15,13 @@
 
 #include "bipq/concepts.hpp"
 #include "bipq/mask/apply.hpp"
+#include "bipq/mask/count.hpp"
 #include "bipq/mask/group.hpp"
 #include "bipq/mask/top_k.hpp"
 #include "bipq/optim/train.hpp"
 #include "bipq/solver/prunable.hpp"
 #include "bipq/sparsity/pq_index.hpp"
+#include "bipq/termination.hpp"
 
 namespace bipq {
 
@@ -60,18 +63,27 @@ struct prune_record {
   double seconds = 0.0;        ///< wall time since the driver started
 };
 
-enum class prune_termination { completed, callback_stop };
-
 /// What a driver returns.
 template <class T>
 struct prune_result {
   std::string method;
-  prune_termination reason = prune_termination::completed;
+  termination reason = termination::completed;  ///< completed or callback_stop
   std::vector<prune_record> history;
   std::vector<std::size_t> prunable;    ///< indices into parameters() of the pruned tensors
   std::vector<std::vector<T>> masks;    ///< one 0/1 mask per prunable tensor
   double seconds = 0.0;                 ///< total wall time
   const prune_record& final_record() const { return history.back(); }
+
+  /// One line: method, why it stopped, rounds recorded, final density, test accuracy and PQ Index, time.
+  std::string brief_report() const {
+    char line[256];
+    const prune_record none{};
+    const prune_record& f = history.empty() ? none : history.back();
+    std::snprintf(line, sizeof line, "%s: %s after %zu records, density %.4f, test accuracy %.2f%%, PQ Index %.4f, %.2f s",
+                  method.c_str(), std::string(to_string(reason)).c_str(), history.size(), f.density,
+                  100.0 * f.test_accuracy, f.pq_index, seconds);
+    return line;
+  }
 };
 
 namespace detail {
@@ -194,14 +206,13 @@ class mask_state {
     if (structure == mask_structure::filter) {
       for (std::size_t j = 0; j < prunable_.size(); ++j) {
         const std::size_t filters = params_[prunable_[j]].shape.at(0);
-        prune_filters(j, std::max<std::size_t>(1, static_cast<std::size_t>(std::lround(density * double(filters)))));
+        prune_filters(j, kept_count(density, filters));
       }
     } else if (scope == mask_scope::global) {
-      prune_global(std::max<std::size_t>(1, static_cast<std::size_t>(std::lround(density * double(total())))));
+      prune_global(kept_count(density, total()));
     } else {
       for (std::size_t j = 0; j < prunable_.size(); ++j) {
-        const double n = double(masks_[j].size());
-        prune_tensor(j, std::max<std::size_t>(1, static_cast<std::size_t>(std::lround(density * n))));
+        prune_tensor(j, kept_count(density, masks_[j].size()));
       }
     }
     apply();
@@ -255,7 +266,7 @@ bool train_and_record(P& problem, const train_params& params, const mask_state<t
     r.test_accuracy = e.accuracy;
   }
   r.seconds = clock.seconds();
-  return trained.reason == train_termination::callback_stop;
+  return trained.reason == termination::callback_stop;
 }
 
 template <class T>
@@ -263,7 +274,7 @@ prune_result<T> finish(std::string method, const mask_state<T>& state, std::vect
                        const stopwatch& clock, bool stopped) {
   prune_result<T> result;
   result.method = std::move(method);
-  result.reason = stopped ? prune_termination::callback_stop : prune_termination::completed;
+  result.reason = stopped ? termination::callback_stop : termination::completed;
   result.history = std::move(history);
   result.prunable = state.prunable();
   result.masks = state.masks();

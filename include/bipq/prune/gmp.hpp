@@ -91,7 +91,7 @@ prune_result<problem_scalar_t<P>> gmp(P& problem, const gmp_params& params, Call
   const auto trained = train(problem, params.common.train, std::span<const std::span<const T>>(masks), pruner,
                              callbacks...);
   return detail::finish<T>("gmp", state, std::move(history), clock,
-                           trained.reason == train_termination::callback_stop);
+                           trained.reason == termination::callback_stop);
 }
 
 }  // namespace bipq

@@ -41,7 +41,7 @@ struct capture_epoch {
 
 /// Densities after each round: (1 − rate)^t rounded to whole weights of `total`, the last one the target.
 inline std::vector<double> geometric_densities(std::size_t total, double target, double rate) {
-  const auto target_count = static_cast<std::size_t>(std::max(1L, std::lround(target * double(total))));
+  const std::size_t target_count = kept_count(target, total);
   std::vector<double> d;
   for (std::size_t k : geometric_schedule(total, target_count, rate)) d.push_back(double(k) / double(total));
   return d;

@@ -43,9 +43,6 @@ inline std::size_t sap_count_with_floor(std::size_t d, double pq, const sap_rule
   return d <= floor_count ? 0 : std::min(c, d - floor_count);
 }
 
-inline std::size_t floor_count(double density, std::size_t n) {
-  return static_cast<std::size_t>(std::ceil(density * double(n) - 1e-9));
-}
 }  // namespace detail
 
 /// Runs SAP on `problem`, whose current parameter values are the initialisation. One record for the dense run and
@@ -79,7 +76,7 @@ prune_result<problem_scalar_t<P>> sap(P& problem, const sap_params& params, Call
       }
       const std::size_t d = state.kept();
       const double pq = pq_index_global(ws, ms, rule.p, rule.q);
-      const std::size_t c = detail::sap_count_with_floor(d, pq, rule, detail::floor_count(floor_density, state.total()));
+      const std::size_t c = detail::sap_count_with_floor(d, pq, rule, kept_count(floor_density, state.total(), count_rounding::up));
       if (c > 0) state.prune_global(d - c);
       pruned = c;
     } else {
@@ -97,7 +94,7 @@ prune_result<problem_scalar_t<P>> sap(P& problem, const sap_params& params, Call
           const std::size_t c =
               d == 0 ? 0
                      : detail::sap_count_with_floor(d, pq_index(wr, mr, rule.p, rule.q), rule,
-                                                    detail::floor_count(floor_density, cols));
+                                                    kept_count(floor_density, cols, count_rounding::up));
           keep[r] = d - c;
           pruned += c;
         }

@@ -28,6 +28,7 @@
 #include "bipq/concepts.hpp"
 #include "bipq/detail/random.hpp"
 #include "bipq/mask/capped_simplex.hpp"
+#include "bipq/mask/count.hpp"
 #include "bipq/mask/group.hpp"
 #include "bipq/mask/n_m.hpp"
 #include "bipq/mask/top_k.hpp"
@@ -102,11 +103,6 @@ std::size_t hamming(const std::vector<T>& a, const std::vector<T>& b) {
   return d;
 }
 
-inline std::size_t rounded_count(double density, std::size_t n) {
-  const auto k = static_cast<std::size_t>(std::llround(density * static_cast<double>(n)));
-  return std::clamp<std::size_t>(k, n == 0 ? 0 : 1, n);
-}
-
 /// The run state: θ, scores, masks of the prunable tensors, and how masks are computed from scores.
 template <class T>
 class bilevel_state {
@@ -131,7 +127,7 @@ class bilevel_state {
       total_ += p.value.size();
     }
     if (bp.scope == mask_scope::global && bp.structure == mask_structure::unstructured) {
-      k_ = bp.k > 0 ? bp.k : rounded_count(bp.density, total_);
+      k_ = bp.k > 0 ? bp.k : kept_count(bp.density, total_);
       if (k_ > total_)
         throw std::invalid_argument("bilevel_solver::optimize(): params.k = " + std::to_string(bp.k) +
                                     " exceeds the number of prunable weights " + std::to_string(total_));
@@ -177,7 +173,7 @@ class bilevel_state {
         top_k_mask_global<T>(std::span<const std::span<const T>>(s), k_, std::span<const std::span<T>>(o));
       } else {
         for (std::size_t j = 0; j < J; ++j)
-          top_k_mask<T>(std::span<const T>(scores[j]), rounded_count(bp_.density, scores[j].size()), std::span<T>(out[j]));
+          top_k_mask<T>(std::span<const T>(scores[j]), kept_count(bp_.density, scores[j].size()), std::span<T>(out[j]));
       }
       return;
     }
@@ -188,7 +184,7 @@ class bilevel_state {
       for (std::size_t e = 0; e < scores[j].size(); ++e) scratch_[j][e] = scores[j][e] - lowest;
       const std::span<const std::size_t> shape(shapes_[j]);
       if (bp_.structure == mask_structure::filter) {
-        group_top_k_mask<T>(std::span<const T>(scratch_[j]), shape, rounded_count(bp_.density, shapes_[j][0]),
+        group_top_k_mask<T>(std::span<const T>(scratch_[j]), shape, kept_count(bp_.density, shapes_[j][0]),
                             std::span<T>(out[j]), group_axis::output, group_norm::l1);
       } else {
         n_m_mask<T>(std::span<const T>(scratch_[j]), shape, bp_.n, bp_.m, std::span<T>(out[j]));
@@ -219,7 +215,7 @@ class bilevel_state {
       for (auto& m : masks_) scale(m, static_cast<double>(k_), sum, total_);
     } else {
       for (auto& m : masks_)
-        scale(m, static_cast<double>(rounded_count(bp_.density, m.size())), uniform ? 0.0 : sum_of(m), m.size());
+        scale(m, static_cast<double>(kept_count(bp_.density, m.size())), uniform ? 0.0 : sum_of(m), m.size());
     }
     project_relaxed();
   }
@@ -242,7 +238,7 @@ class bilevel_state {
       }
     } else {
       for (auto& m : masks_)
-        capped_simplex_projection<T>(std::span<const T>(m), static_cast<double>(rounded_count(bp_.density, m.size())),
+        capped_simplex_projection<T>(std::span<const T>(m), static_cast<double>(kept_count(bp_.density, m.size())),
                                      std::span<T>(m));
     }
   }

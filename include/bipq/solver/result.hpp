@@ -2,36 +2,20 @@
 // What the bi-level solver returns: why it stopped, per-iteration histories, the final masks.
 
 #include <cstddef>
+#include <cstdio>
+#include <limits>
+#include <string>
 #include <string_view>
 #include <vector>
 
+#include "bipq/termination.hpp"
+
 namespace bipq {
-
-/// Why a bi-level run ended. Not converging is a result, never an exception.
-enum class termination {
-  max_iterations,  ///< all `iterations` upper iterations ran
-  callback_stop,   ///< a callback hook returned true
-  mask_converged,  ///< the hard mask was unchanged for `stable_mask_iterations` iterations
-  diverged,        ///< a loss or the implicit gradient became NaN or Inf (learning rate too large for γ, ...);
-                   ///< the masks are those of the last finite iteration; a non-finite lower loss stops before
-                   ///< its step (θ stays finite), a non-finite IG after the lower steps that produced it
-};
-
-/// A readable name for a termination reason ("max_iterations", ...).
-constexpr std::string_view to_string(termination t) noexcept {
-  switch (t) {
-    case termination::max_iterations: return "max_iterations";
-    case termination::callback_stop: return "callback_stop";
-    case termination::mask_converged: return "mask_converged";
-    case termination::diverged: return "diverged";
-  }
-  return "unknown";
-}
 
 /// The result of bilevel_solver::optimize. Histories have one entry per upper iteration that ran.
 template <class T>
 struct bilevel_result {
-  termination reason = termination::max_iterations;
+  termination reason = termination::completed;
   std::size_t iterations = 0;          ///< upper iterations run
   std::vector<double> upper_loss;      ///< ℓ(m⊙θ) on the upper step's mini-batch (before the mask update)
   std::vector<double> lower_loss;      ///< mean mini-batch loss of the iteration's lower steps
@@ -44,6 +28,19 @@ struct bilevel_result {
   std::vector<std::size_t> prunable;   ///< indices into problem.parameters() of the masked tensors
   std::vector<std::vector<T>> masks;   ///< the final 0/1 mask of each of them (same order)
   double seconds = 0.0;                ///< wall time of the run
+
+  /// One line: why it stopped, iterations, the last losses, density and mask change, time (as Ceres's BriefReport).
+  std::string brief_report() const {
+    constexpr double nan = std::numeric_limits<double>::quiet_NaN();
+    char line[256];
+    const auto last = [](const auto& v, double none) { return v.empty() ? none : static_cast<double>(v.back()); };
+    std::snprintf(line, sizeof line,
+                  "bilevel_solver: %s after %zu iterations, lower loss %.6g, upper loss %.6g, density %.4f, "
+                  "last mask change %.0f, %.2f s",
+                  std::string(to_string(reason)).c_str(), iterations, last(lower_loss, nan),
+                  last(upper_loss, nan), last(density, nan), last(mask_change, 0.0), seconds);
+    return line;
+  }
 };
 
 }  // namespace bipq
