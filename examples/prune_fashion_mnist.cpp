@@ -22,6 +22,7 @@
 #include "bipq/adapters/eigen/classifier.hpp"
 #include "bipq/adapters/eigen/data.hpp"
 #include "bipq/adapters/eigen/models.hpp"
+#include "bipq/callbacks/csv_log.hpp"
 #include "bipq/callbacks/progress_bar.hpp"
 #include "bipq/io/npy.hpp"
 #include "bipq/prune/bip.hpp"
@@ -216,22 +217,18 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
 
     std::vector<std::pair<std::string, result_type>> results;
-    std::ostringstream csv;
-    csv << "method,round,phase,density,pq_index,train_loss,test_loss,test_accuracy,seconds\n";
+    std::vector<std::pair<std::string, std::vector<bipq::prune_record>>> records;
     for (const std::string& method : o.methods) {
       auto model = make_model(o);
       bipq::eigen::classifier problem(model, data.train, data.test, o.threads);
       result_type r = run_method(method, o, problem);
-      for (const auto& rec : r.history) {
-        csv << method << ',' << rec.round << ',' << rec.phase << ',' << rec.density << ',' << rec.pq_index << ','
-            << rec.train_loss << ',' << rec.test_loss << ',' << rec.test_accuracy << ',' << rec.seconds << '\n';
-      }
+      records.emplace_back(method, r.history);
       if (!o.save_masks.empty()) save_masks(o.save_masks, method, problem, r);
       std::fprintf(stderr, "%s: density %.4f, test accuracy %.2f%%, %.1f s\n", method.c_str(),
                    r.final_record().density, 100.0 * r.final_record().test_accuracy, r.seconds);
       results.emplace_back(method, std::move(r));
     }
-    if (!o.csv.empty()) bipq::io::write_file_atomically(o.csv, csv.str());
+    if (!o.csv.empty()) bipq::write_records_csv(o.csv, records);
 
     double imp_seconds = 0.0;
     for (const auto& [m, r] : results)

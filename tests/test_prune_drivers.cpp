@@ -191,8 +191,8 @@ namespace {
 /// Records the model's weights when every training run begins, and after the first epoch of the first run.
 struct weight_recorder {
   const cluster_mlp* model = nullptr;
-  std::vector<std::vector<std::vector<double>>> at_begin;  // [run][parameter][entry]
-  std::vector<std::vector<double>> after_first_epoch;
+  std::vector<std::vector<std::vector<double>>> at_begin{};  // [run][parameter][entry]
+  std::vector<std::vector<double>> after_first_epoch{};
   std::vector<std::vector<double>> values() const {
     std::vector<std::vector<double>> v;
     for (const auto& p : model->parameters()) v.emplace_back(p.value.begin(), p.value.end());
@@ -207,8 +207,8 @@ struct weight_recorder {
 /// The PQ Index (0.5, 1) of the non-zero weights of each prunable tensor (parameters 0 and 2) when a run ends.
 struct layer_pq_recorder {
   const cluster_mlp* model = nullptr;
-  std::vector<std::array<double, 2>> pq;        // [run][layer]
-  std::vector<std::array<std::size_t, 2>> alive;  // [run][layer]: non-zero weights
+  std::vector<std::array<double, 2>> pq{};       // [run][layer]
+  std::vector<std::array<std::size_t, 2>> alive{}; // [run][layer]: non-zero weights
   void end(const bipq::run_info&) {
     std::array<double, 2> q{};
     std::array<std::size_t, 2> a{};

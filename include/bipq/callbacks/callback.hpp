@@ -48,8 +48,8 @@ struct epoch_info {
   double test_loss = nan;
   double test_accuracy = nan;
   double seconds = nan;                         ///< wall time since the run began
-  std::span<const std::span<const T>> weights;  ///< prunable weights (effective values m ⊙ θ), one span per tensor
-  std::span<const std::span<const T>> masks;    ///< their masks (same shapes), empty when unmasked
+  std::span<const std::span<const T>> weights{};  ///< prunable weights (effective values m ⊙ θ), one span per tensor
+  std::span<const std::span<const T>> masks{};    ///< their masks (same shapes), empty when unmasked
 };
 
 namespace detail {

@@ -2,6 +2,7 @@
 // csv_log: one CSV row per epoch (epoch, losses, density, mask change, test metrics, seconds). The rows go to
 // "<path>.tmp" as they come, and the file is renamed to `path` at the end of the run, so `path` is either absent or
 // complete; if the run ends by an exception, the temporary file is removed.
+// write_records_csv: the same for what the drivers record (prune_record, one row per method and round).
 
 #include <cmath>
 #include <cstddef>
@@ -11,10 +12,12 @@
 #include <iomanip>
 #include <limits>
 #include <stdexcept>
+#include <sstream>
 #include <string>
 #include <system_error>
 
 #include "bipq/callbacks/callback.hpp"
+#include "bipq/prune/record.hpp"
 
 namespace bipq {
 
@@ -87,5 +90,56 @@ class csv_log {
   std::filesystem::path path_, temp_;
   std::ofstream out_;
 };
+
+/// The header of write_records_csv's file.
+inline constexpr const char* records_csv_header =
+    "method,round,phase,density,pq_index,train_loss,test_loss,test_accuracy,seconds";
+
+/// Writes `runs` (pairs of a method name and the records a driver returned in its result's `history`) as CSV: the
+/// header, then one row per record in order; numbers with max_digits10 digits, NaN as an empty field. The file is
+/// written to "<path>.tmp" and renamed, so `path` is either its old self or complete.
+/// Throws std::invalid_argument on an empty path, std::runtime_error if writing or renaming fails.
+template <class Runs>
+void write_records_csv(const std::filesystem::path& path, const Runs& runs) {
+  if (path.empty()) throw std::invalid_argument("write_records_csv(): path must not be empty");
+  std::ostringstream csv;
+  csv << std::setprecision(std::numeric_limits<double>::max_digits10) << records_csv_header << '\n';
+  auto value = [&](double v, char end) {
+    if (!std::isnan(v)) csv << v;
+    csv << end;
+  };
+  for (const auto& [method, history] : runs)
+    for (const prune_record& r : history) {
+      csv << method << ',' << r.round << ',' << r.phase << ',';
+      value(r.density, ',');
+      value(r.pq_index, ',');
+      value(r.train_loss, ',');
+      value(r.test_loss, ',');
+      value(r.test_accuracy, ',');
+      value(r.seconds, '\n');
+    }
+  std::filesystem::path temp = path;
+  temp += ".tmp";
+  {
+    std::ofstream out(temp, std::ios::out | std::ios::trunc | std::ios::binary);
+    if (!out) throw std::runtime_error("write_records_csv(): cannot open '" + temp.string() + "' for writing");
+    out << csv.str();
+    out.flush();
+    if (!out) {
+      out.close();
+      std::error_code ec;
+      std::filesystem::remove(temp, ec);
+      throw std::runtime_error("write_records_csv(): writing '" + temp.string() + "' failed");
+    }
+  }
+  std::error_code ec;
+  std::filesystem::rename(temp, path, ec);
+  if (ec) {
+    std::error_code ignored;
+    std::filesystem::remove(temp, ignored);
+    throw std::runtime_error("write_records_csv(): cannot rename '" + temp.string() + "' to '" + path.string() +
+                             "': " + ec.message());
+  }
+}
 
 }  // namespace bipq

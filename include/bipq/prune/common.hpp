@@ -19,6 +19,7 @@
 #include "bipq/mask/group.hpp"
 #include "bipq/mask/top_k.hpp"
 #include "bipq/optim/train.hpp"
+#include "bipq/prune/record.hpp"
 #include "bipq/solver/prunable.hpp"
 #include "bipq/sparsity/pq_index.hpp"
 #include "bipq/termination.hpp"
@@ -47,20 +48,6 @@ struct pruning_options {
       throw std::invalid_argument(owner + ": 'structure' n_m is only supported by the bi-level solver");
     train.validate();
   }
-};
-
-/// One record per round (IMP, OMP, SAP) or epoch (GMP) or phase (BiP: pretrain, bi-level, fine-tune).
-struct prune_record {
-  static constexpr double nan = std::numeric_limits<double>::quiet_NaN();
-  std::size_t round = 0;
-  std::string phase;                       ///< "dense", "prune", "bilevel", "finetune", ...
-  std::vector<double> density_per_tensor;  ///< kept fraction of each prunable tensor, in order
-  double density = 1.0;                    ///< kept fraction over all prunable weights
-  double pq_index = nan;                   ///< PQ Index (p = 0.5, q = 1) of the surviving prunable weights, global
-  double train_loss = nan;                 ///< mean mini-batch loss of the last training epoch
-  double test_loss = nan;
-  double test_accuracy = nan;  ///< fraction in [0, 1]
-  double seconds = 0.0;        ///< wall time since the driver started
 };
 
 /// What a driver returns.

@@ -34,6 +34,14 @@
 #include "bipq/concepts.hpp"
 #include "bipq/detail/random.hpp"
 
+// The direct convolution kernels pass 64-byte vectors (gnu::vector_size) between inline helpers. Without AVX-512,
+// GCC notes (-Wpsabi) at every such call that the calling convention differs from an AVX-512 build's. These helpers
+// are inline and never called across translation units built with different flags, so the note is moot here.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
+
 namespace bipq::eigen {
 
 /// The shape of one sample's activation: channels, height, width (a flat vector of F features is {F, 1, 1}).
@@ -902,3 +910,7 @@ class batch_norm2d : public layer<T> {
 };
 
 }  // namespace bipq::eigen
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
