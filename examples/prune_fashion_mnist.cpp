@@ -179,7 +179,6 @@ result_type run_method(const std::string& method, const options& o, bipq::eigen:
   if (method == "sap") return bipq::sap(problem, bipq::sap_params{.common = common, .scope = o.sap_scope}, bar);
   bipq::bip_params p{.common = common};
   p.pretrain_epochs = o.epochs;
-  p.bilevel.seed = o.seed;
   return bipq::bip(problem, p, bar);
 }
 
