@@ -11,15 +11,25 @@
 #include <fstream>
 #include <iomanip>
 #include <limits>
+#include <ostream>
 #include <stdexcept>
 #include <sstream>
 #include <string>
 #include <system_error>
 
 #include "bipq/callbacks/callback.hpp"
+#include "bipq/io/npy.hpp"
 #include "bipq/prune/record.hpp"
 
 namespace bipq {
+
+namespace detail {
+/// One CSV field: the number (empty when NaN), then `end`.
+inline void csv_field(std::ostream& out, double v, char end) {
+  if (!std::isnan(v)) out << v;
+  out << end;
+}
+}  // namespace detail
 
 class csv_log {
  public:
@@ -83,10 +93,7 @@ class csv_log {
   const std::filesystem::path& path() const noexcept { return path_; }
 
  private:
-  void value(double v) {
-    if (!std::isnan(v)) out_ << v;
-    out_ << ',';
-  }
+  void value(double v) { detail::csv_field(out_, v, ','); }
   std::filesystem::path path_, temp_;
   std::ofstream out_;
 };
@@ -97,49 +104,20 @@ inline constexpr const char* records_csv_header =
 
 /// Writes `runs` (pairs of a method name and the records a driver returned in its result's `history`) as CSV: the
 /// header, then one row per record in order; numbers with max_digits10 digits, NaN as an empty field. The file is
-/// written to "<path>.tmp" and renamed, so `path` is either its old self or complete.
+/// replaced atomically (io::write_file_atomically), so `path` is either its old self or complete.
 /// Throws std::invalid_argument on an empty path, std::runtime_error if writing or renaming fails.
 template <class Runs>
 void write_records_csv(const std::filesystem::path& path, const Runs& runs) {
   if (path.empty()) throw std::invalid_argument("write_records_csv(): path must not be empty");
   std::ostringstream csv;
   csv << std::setprecision(std::numeric_limits<double>::max_digits10) << records_csv_header << '\n';
-  auto value = [&](double v, char end) {
-    if (!std::isnan(v)) csv << v;
-    csv << end;
-  };
   for (const auto& [method, history] : runs)
     for (const prune_record& r : history) {
       csv << method << ',' << r.round << ',' << r.phase << ',';
-      value(r.density, ',');
-      value(r.pq_index, ',');
-      value(r.train_loss, ',');
-      value(r.test_loss, ',');
-      value(r.test_accuracy, ',');
-      value(r.seconds, '\n');
+      for (double v : {r.density, r.pq_index, r.train_loss, r.test_loss, r.test_accuracy}) detail::csv_field(csv, v, ',');
+      detail::csv_field(csv, r.seconds, '\n');
     }
-  std::filesystem::path temp = path;
-  temp += ".tmp";
-  {
-    std::ofstream out(temp, std::ios::out | std::ios::trunc | std::ios::binary);
-    if (!out) throw std::runtime_error("write_records_csv(): cannot open '" + temp.string() + "' for writing");
-    out << csv.str();
-    out.flush();
-    if (!out) {
-      out.close();
-      std::error_code ec;
-      std::filesystem::remove(temp, ec);
-      throw std::runtime_error("write_records_csv(): writing '" + temp.string() + "' failed");
-    }
-  }
-  std::error_code ec;
-  std::filesystem::rename(temp, path, ec);
-  if (ec) {
-    std::error_code ignored;
-    std::filesystem::remove(temp, ignored);
-    throw std::runtime_error("write_records_csv(): cannot rename '" + temp.string() + "' to '" + path.string() +
-                             "': " + ec.message());
-  }
+  io::write_file_atomically(path, csv.str());
 }
 
 }  // namespace bipq

@@ -26,7 +26,7 @@ inline std::size_t kept_count(double density, std::size_t n, count_rounding roun
   if (n == 0) return 0;
   const double x = density * static_cast<double>(n);
   const double r = rounding == count_rounding::nearest ? static_cast<double>(std::llround(x)) : std::ceil(x - 1e-9);
-  return std::clamp<std::size_t>(static_cast<std::size_t>(std::max(r, 0.0)), 1, n);
+  return std::clamp<std::size_t>(static_cast<std::size_t>(r), 1, n);  // r > −1: the cast truncates to ≥ 0
 }
 
 }  // namespace bipq

@@ -42,7 +42,6 @@ inline std::size_t sap_count_with_floor(std::size_t d, double pq, const sap_rule
   const std::size_t c = sap_prune_count(d, pq, rule);
   return d <= floor_count ? 0 : std::min(c, d - floor_count);
 }
-
 }  // namespace detail
 
 /// Runs SAP on `problem`, whose current parameter values are the initialisation. One record for the dense run and
@@ -76,7 +75,8 @@ prune_result<problem_scalar_t<P>> sap(P& problem, const sap_params& params, Call
       }
       const std::size_t d = state.kept();
       const double pq = pq_index_global(ws, ms, rule.p, rule.q);
-      const std::size_t c = detail::sap_count_with_floor(d, pq, rule, kept_count(floor_density, state.total(), count_rounding::up));
+      const std::size_t floor_count = kept_count(floor_density, state.total(), count_rounding::up);
+      const std::size_t c = detail::sap_count_with_floor(d, pq, rule, floor_count);
       if (c > 0) state.prune_global(d - c);
       pruned = c;
     } else {
@@ -85,6 +85,7 @@ prune_result<problem_scalar_t<P>> sap(P& problem, const sap_params& params, Call
         const std::span<const T> m = state.masks()[j];
         const std::size_t rows = params.scope == sap_scope::layer ? 1 : ps[state.prunable()[j]].shape.at(0);
         const std::size_t cols = w.size() / rows;
+        const std::size_t floor_count = kept_count(floor_density, cols, count_rounding::up);  // the same for every row
         std::vector<std::size_t> keep(rows);
         for (std::size_t r = 0; r < rows; ++r) {
           const auto wr = w.subspan(r * cols, cols);
@@ -92,9 +93,7 @@ prune_result<problem_scalar_t<P>> sap(P& problem, const sap_params& params, Call
           const auto d = static_cast<std::size_t>(std::count(mr.begin(), mr.end(), T(1)));
           // An empty scope is skipped: nothing to measure, nothing to prune.
           const std::size_t c =
-              d == 0 ? 0
-                     : detail::sap_count_with_floor(d, pq_index(wr, mr, rule.p, rule.q), rule,
-                                                    kept_count(floor_density, cols, count_rounding::up));
+              d == 0 ? 0 : detail::sap_count_with_floor(d, pq_index(wr, mr, rule.p, rule.q), rule, floor_count);
           keep[r] = d - c;
           pruned += c;
         }
