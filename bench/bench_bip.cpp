@@ -44,7 +44,7 @@ void BM_bip_step(benchmark::State& state) {
   p.iterations = iterations;
   p.lower_steps = 1;
   p.batch_size = batch;
-  p.density = 0.05;
+  p.mask.density = 0.05;
   p.gamma = 1e-3;
   p.lower_learning_rate = 1e-3;
   p.upper_learning_rate = 1e-3;

@@ -158,27 +158,35 @@ bipq::eigen::sequential make_model(const options& o) {
   return bipq::eigen::make_mlp(o.seed);
 }
 
-bipq::pruning_options common_options(const options& o) {
-  bipq::pruning_options c;
-  c.target_density = o.density;
-  c.scope = o.scope;
-  c.structure = o.structure;
-  c.train.epochs = o.epochs;
-  c.train.seed = o.seed;
-  return c;
+bipq::mask_spec mask_of(const options& o) {
+  bipq::mask_spec m;
+  m.density = o.density;
+  m.scope = o.scope;
+  m.structure = o.structure;
+  return m;
+}
+
+bipq::train_params training_of(const options& o) {
+  bipq::train_params t;
+  t.epochs = o.epochs;
+  t.seed = o.seed;
+  return t;
 }
 
 using result_type = bipq::prune_result<float>;
 
 result_type run_method(const std::string& method, const options& o, bipq::eigen::classifier& problem) {
   bipq::progress_bar bar;
-  const bipq::pruning_options common = common_options(o);
-  if (method == "imp") return bipq::imp(problem, bipq::imp_params{.common = common}, bar);
-  if (method == "omp") return bipq::omp(problem, bipq::omp_params{.common = common}, bar);
-  if (method == "gmp") return bipq::gmp(problem, bipq::gmp_params{.common = common}, bar);
-  if (method == "sap") return bipq::sap(problem, bipq::sap_params{.common = common, .scope = o.sap_scope}, bar);
-  bipq::bip_params p{.common = common};
-  p.pretrain_epochs = o.epochs;
+  const bipq::mask_spec mask = mask_of(o);
+  const bipq::train_params train = training_of(o);
+  if (method == "imp") return bipq::imp(problem, bipq::imp_params{.mask = mask, .train = train}, bar);
+  if (method == "omp") return bipq::omp(problem, bipq::omp_params{.mask = mask, .train = train}, bar);
+  if (method == "gmp") return bipq::gmp(problem, bipq::gmp_params{.mask = mask, .train = train}, bar);
+  if (method == "sap")
+    return bipq::sap(problem, bipq::sap_params{.min_density = o.density, .train = train, .scope = o.sap_scope}, bar);
+  bipq::bip_params p{.mask = mask, .pretrain = train};  // fine-tuning: the default 3 epochs
+  p.finetune->seed = o.seed;
+  p.bilevel.seed = o.seed;
   return bipq::bip(problem, p, bar);
 }
 
@@ -189,14 +197,14 @@ void save_masks(const std::string& dir, const std::string& method, const bipq::e
   fs::create_directories(out);
   const auto& ps = problem.parameters();
   std::string index = "{\n  \"method\": \"" + method + "\",\n  \"tensors\": [\n";
-  for (std::size_t j = 0; j < r.prunable.size(); ++j) {
-    const auto& p = ps[r.prunable[j]];
+  for (std::size_t j = 0; j < r.masks.size(); ++j) {
+    const auto& p = ps[r.masks.prunable()[j]];
     bipq::io::write_npy<float>(out / (p.name + ".mask.npy"), r.masks[j], p.shape);
     bipq::io::write_npy<float>(out / (p.name + ".weight.npy"), std::span<const float>(p.value), p.shape);
     std::string shape;
     for (std::size_t s : p.shape) shape += (shape.empty() ? "" : ", ") + std::to_string(s);
     index += "    {\"name\": \"" + p.name + "\", \"shape\": [" + shape + "], \"mask\": \"" + p.name +
-             ".mask.npy\", \"weight\": \"" + p.name + ".weight.npy\"}" + (j + 1 < r.prunable.size() ? ",\n" : "\n");
+             ".mask.npy\", \"weight\": \"" + p.name + ".weight.npy\"}" + (j + 1 < r.masks.size() ? ",\n" : "\n");
   }
   index += "  ]\n}\n";
   bipq::io::write_file_atomically(out / "index.json", index);

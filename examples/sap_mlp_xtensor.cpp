@@ -56,12 +56,12 @@ int main(int argc, char** argv) {
     bipq::sap_params params;
     params.rounds = rounds;
     params.scope = scope;
-    params.common.train.epochs = epochs;
-    params.common.train.batch_size = 128;
-    params.common.train.sgd.learning_rate = 0.05;
-    params.common.train.sgd.momentum = 0.9;
-    params.common.train.sgd.weight_decay = 5e-4;
-    params.common.train.seed = 1;
+    params.train.epochs = epochs;
+    params.train.batch_size = 128;
+    params.train.sgd.learning_rate = 0.05;
+    params.train.sgd.momentum = 0.9;
+    params.train.sgd.weight_decay = 5e-4;
+    params.train.seed = 1;
 
     const auto start = std::chrono::steady_clock::now();
     auto data = xa::load_fashion_mnist<float>(dir);

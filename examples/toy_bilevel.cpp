@@ -133,7 +133,7 @@ std::vector<double> iterative_hard_thresholding(const Eigen::MatrixXd& a, const 
 /// The BiP settings of the recovery study (docs/bilevel.md explains the choice).
 bipq::bilevel_params scores_settings(bipq::implicit_gradient_mode mode) {
   bipq::bilevel_params p;
-  p.k = 20;
+  p.mask.k = 20;
   p.parametrization = bipq::mask_parametrization::scores;
   p.ig_mode = mode;
   p.gamma = 0.01;

@@ -71,7 +71,7 @@ bipq::bilevel_params small_params() {
   p.lower_learning_rate = 0.1;
   p.upper_learning_rate = 0.1;
   p.gamma = 0.1;
-  p.density = 0.3;
+  p.mask.density = 0.3;
   return p;
 }
 
@@ -104,51 +104,51 @@ TEST_CASE("bilevel_params::validate names the invalid field") {
   throws_with([](auto& p) { p.momentum = 1.0; }, "bilevel_params: 'momentum' must be in [0, 1)");
   throws_with([](auto& p) { p.lower_steps = 0; }, "bilevel_params: 'lower_steps' must be >= 1");
   throws_with([](auto& p) { p.iterations = 0; }, "bilevel_params: 'iterations' must be >= 1");
-  throws_with([](auto& p) { p.density = 0.0; }, "bilevel_params: 'density' must be in (0, 1]");
-  throws_with([](auto& p) { p.density = 1.5; }, "bilevel_params: 'density' must be in (0, 1]");
+  throws_with([](auto& p) { p.mask.density = 0.0; }, "bilevel_params: 'mask.density' must be in (0, 1]");
+  throws_with([](auto& p) { p.mask.density = 1.5; }, "bilevel_params: 'mask.density' must be in (0, 1]");
   throws_with(
       [](auto& p) {
-        p.k = 3;
-        p.scope = bipq::mask_scope::per_tensor;
+        p.mask.k = 3;
+        p.mask.scope = bipq::mask_scope::per_tensor;
       },
-      "bilevel_params: 'k' can only be given with scope global (use 'density')");
+      "bilevel_params: 'mask.k' can only be given with scope global (use 'density')");
   throws_with(
       [](auto& p) {
-        p.structure = bipq::mask_structure::n_m;
-        p.n = 5;
+        p.mask.structure = bipq::mask_structure::n_m;
+        p.mask.n = 5;
       },
-      "bilevel_params: 'n' and 'm' must satisfy 1 <= n <= m");
+      "bilevel_params: 'mask.n' and 'mask.m' must satisfy 1 <= n <= m");
   throws_with(
       [](auto& p) {
         p.parametrization = bipq::mask_parametrization::relaxed;
-        p.structure = bipq::mask_structure::filter;
+        p.mask.structure = bipq::mask_structure::filter;
       },
-      "bilevel_params: 'parametrization' relaxed requires structure unstructured");
+      "bilevel_params: 'parametrization' relaxed requires mask.structure unstructured");
   throws_with(
       [](auto& p) {
-        p.k = 3;
-        p.structure = bipq::mask_structure::filter;
+        p.mask.k = 3;
+        p.mask.structure = bipq::mask_structure::filter;
       },
-      "bilevel_params: 'k' can only be given with structure unstructured (use 'density')");
+      "bilevel_params: 'mask.k' can only be given with structure unstructured (use 'density')");
   throws_with([](auto& p) { p.upper_momentum = -0.1; }, "bilevel_params: 'upper_momentum' must be in [0, 1)");
   throws_with([](auto& p) { p.cg_max_iterations = 0; }, "bilevel_params: 'cg_max_iterations' must be >= 1");
   throws_with([](auto& p) { p.cg_tolerance = 0.0; }, "bilevel_params: 'cg_tolerance' must be finite and > 0");
-  throws_with([](auto& p) { p.prunable.kinds.clear(); }, "bilevel_params: 'prunable.kinds' must not be empty");
+  throws_with([](auto& p) { p.mask.prunable.kinds.clear(); }, "bilevel_params: 'mask.prunable.kinds' must not be empty");
   CHECK_NOTHROW(bipq::bilevel_params{}.validate());
 }
 
 TEST_CASE("global scores mask: exactly k kept over the prunable tensors, biases untouched by masks, z = m⊙θ") {
   quadratic_model model(1);
   auto p = small_params();
-  p.k = 13;
+  p.mask.k = 13;
   const auto r = bipq::bilevel_solver(p).optimize(model);
-  REQUIRE(r.prunable == std::vector<std::size_t>{0, 2});
+  REQUIRE(r.masks.prunable() == std::vector<std::size_t>{0, 2});
   REQUIRE(r.masks.size() == 2);
   CHECK(binary(r.masks[0]));
   CHECK(binary(r.masks[1]));
   CHECK(ones(r.masks[0]) + ones(r.masks[1]) == 13);
   for (std::size_t j = 0; j < 2; ++j) {
-    const auto& value = model.parameters()[r.prunable[j]].value;
+    const auto& value = model.parameters()[r.masks.prunable()[j]].value;
     for (std::size_t e = 0; e < value.size(); ++e)
       if (r.masks[j][e] == 0.0) CHECK(value[e] == 0.0);
   }
@@ -163,8 +163,8 @@ TEST_CASE("per-tensor, filter and N:M masks have the structure they promise") {
   SUBCASE("per tensor: each tensor keeps round(density · size)") {
     quadratic_model model(2);
     auto p = small_params();
-    p.scope = bipq::mask_scope::per_tensor;
-    p.density = 0.25;
+    p.mask.scope = bipq::mask_scope::per_tensor;
+    p.mask.density = 0.25;
     const auto r = bipq::bilevel_solver(p).optimize(model);
     CHECK(ones(r.masks[0]) == 8);  // 32 · 0.25
     CHECK(ones(r.masks[1]) == 3);  // 12 · 0.25
@@ -172,8 +172,8 @@ TEST_CASE("per-tensor, filter and N:M masks have the structure they promise") {
   SUBCASE("filter: whole rows, round(density · rows) of them per tensor") {
     quadratic_model model(3);
     auto p = small_params();
-    p.structure = bipq::mask_structure::filter;
-    p.density = 0.5;
+    p.mask.structure = bipq::mask_structure::filter;
+    p.mask.density = 0.5;
     const auto r = bipq::bilevel_solver(p).optimize(model);
     const std::size_t rows[2] = {4, 3}, cols[2] = {8, 4}, kept[2] = {2, 2};  // round(0.5·3) = 2 (half away from 0)
     for (std::size_t j = 0; j < 2; ++j) {
@@ -190,7 +190,7 @@ TEST_CASE("per-tensor, filter and N:M masks have the structure they promise") {
   SUBCASE("2:4: exactly two of every four consecutive weights along the input dimension") {
     quadratic_model model(4);
     auto p = small_params();
-    p.structure = bipq::mask_structure::n_m;
+    p.mask.structure = bipq::mask_structure::n_m;
     const auto r = bipq::bilevel_solver(p).optimize(model);
     for (const auto& m : r.masks) {
       REQUIRE(m.size() % 4 == 0);
@@ -201,7 +201,7 @@ TEST_CASE("per-tensor, filter and N:M masks have the structure they promise") {
     quadratic_model model(5);
     auto p = small_params();
     p.parametrization = bipq::mask_parametrization::relaxed;
-    p.k = 10;
+    p.mask.k = 10;
     mask_recorder rec;
     const auto r = bipq::bilevel_solver(p).optimize(model, rec);
     CHECK(ones(r.masks[0]) + ones(r.masks[1]) == 10);
@@ -211,8 +211,8 @@ TEST_CASE("per-tensor, filter and N:M masks have the structure they promise") {
     quadratic_model model(6);
     auto p = small_params();
     p.parametrization = bipq::mask_parametrization::relaxed;
-    p.scope = bipq::mask_scope::per_tensor;
-    p.density = 0.25;
+    p.mask.scope = bipq::mask_scope::per_tensor;
+    p.mask.density = 0.25;
     const auto r = bipq::bilevel_solver(p).optimize(model);
     CHECK(ones(r.masks[0]) == 8);
     CHECK(ones(r.masks[1]) == 3);
@@ -253,7 +253,7 @@ TEST_CASE("the lower level converges to the closed-form θ*(m) of least squares 
   const auto inst = bipq::make_planted_regression<double>(spec, 8);
   bipq::least_squares_problem<double> problem(inst.a, inst.b);
   bipq::bilevel_params p;
-  p.density = 1.0;
+  p.mask.density = 1.0;
   p.iterations = 1;
   p.lower_steps = 3000;
   p.batch_size = 0;
@@ -272,10 +272,10 @@ TEST_CASE("non-prunable parameters are trained in the lower step; prunable ones 
   const auto inst = bipq::make_planted_classification<double>(100, 20, 4, 3.0, 2);
   bipq::logistic_problem<double> problem(inst.x, inst.y);
   auto p = small_params();
-  p.k = 4;
+  p.mask.k = 4;
   p.batch_size = 20;
   const auto r = bipq::bilevel_solver(p).optimize(problem);
-  REQUIRE(r.prunable == std::vector<std::size_t>{0});
+  REQUIRE(r.masks.prunable() == std::vector<std::size_t>{0});
   CHECK(problem.parameters()[1].value[0] != 0.0);  // the bias moved from 0
   std::size_t nonzero = 0;
   for (double w : problem.parameters()[0].value) nonzero += w != 0.0 ? 1u : 0u;
@@ -309,7 +309,7 @@ TEST_CASE("exact mode: runs conjugate gradients on problems with a Hessian–vec
   bipq::least_squares_problem<double> problem(inst.a, inst.b);
   auto p = small_params();
   p.ig_mode = bipq::implicit_gradient_mode::exact;
-  p.k = 3;
+  p.mask.k = 3;
   const auto r = bipq::bilevel_solver(p).optimize(problem);
   REQUIRE(r.cg_iterations.size() == r.iterations);
   for (std::size_t it : r.cg_iterations) {
@@ -359,22 +359,22 @@ TEST_CASE("termination: a callback stop, a stable mask") {
 TEST_CASE("optimize rejects problems it cannot prune") {
   quadratic_model model(1);
   auto p = small_params();
-  p.prunable.kinds = {bipq::parameter_kind::conv_weight};
+  p.mask.prunable.kinds = {bipq::parameter_kind::conv_weight};
   CHECK_THROWS_WITH_AS(bipq::bilevel_solver(p).optimize(model),
                        "bilevel_solver::optimize(): the problem has no prunable parameter", std::invalid_argument);
   p = small_params();
-  p.k = 45;
+  p.mask.k = 45;
   CHECK_THROWS_WITH_AS(bipq::bilevel_solver(p).optimize(model),
-                       "bilevel_solver::optimize(): params.k = 45 exceeds the number of prunable weights 44",
+                       "bilevel_solver::optimize(): params.mask.k = 45 exceeds the number of prunable weights 44",
                        std::invalid_argument);
   p = small_params();
-  p.prunable.exclude_names = {"fc9.weight"};
+  p.mask.prunable.exclude_names = {"fc9.weight"};
   CHECK_THROWS_WITH_AS(bipq::bilevel_solver(p).optimize(model),
                        "prunable_indices(): exclude_names entry 'fc9.weight' matches no parameter",
                        std::invalid_argument);
-  p.prunable.exclude_names = {"fc2.weight"};
+  p.mask.prunable.exclude_names = {"fc2.weight"};
   const auto r = bipq::bilevel_solver(p).optimize(model);
-  CHECK(r.prunable == std::vector<std::size_t>{0});
+  CHECK(r.masks.prunable() == std::vector<std::size_t>{0});
   model.parameters()[0].value[5] = NAN;
   CHECK_THROWS_WITH_AS(bipq::bilevel_solver(p).optimize(model),
                        "bilevel_solver::optimize(): parameter 'fc1.weight' contains NaN or Inf (index 5)",
@@ -389,7 +389,7 @@ TEST_CASE("relaxed masks start from the weights' magnitudes or uniformly, as par
   bipq::bilevel_params p;
   p.parametrization = bipq::mask_parametrization::relaxed;
   p.ig_mode = bipq::implicit_gradient_mode::none;
-  p.k = 3;
+  p.mask.k = 3;
   p.iterations = 1;
   p.batch_size = 0;
   auto run = [&](bipq::relaxed_start start) {
@@ -412,7 +412,7 @@ TEST_CASE("a diverging run ends with termination::diverged and the last finite 0
   bipq::linear_problem<double> problem(bipq::linear_problem<double>::matrix::Ones(4, d));
   for (std::size_t j = 0; j < d; ++j) problem.parameters()[0].value[j] = static_cast<double>(j + 1);
   bipq::bilevel_params p;
-  p.k = 3;
+  p.mask.k = 3;
   p.gamma = 10.0;
   p.lower_learning_rate = 5.0;
   p.momentum = 0.0;

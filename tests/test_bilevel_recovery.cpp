@@ -21,7 +21,7 @@ std::size_t hits(const std::vector<double>& mask, const std::vector<std::size_t>
 
 TEST_CASE("BiP (relaxed masks, IG without the second term) finds more of a planted support than magnitude pruning of A⁺b") {
   bipq::bilevel_params p;
-  p.k = 20;
+  p.mask.k = 20;
   p.parametrization = bipq::mask_parametrization::relaxed;
   p.ig_mode = bipq::implicit_gradient_mode::none;
   p.gamma = 0.01;

@@ -44,7 +44,7 @@ bipq::bilevel_params params(std::size_t iterations = 12) {
   p.lower_learning_rate = 0.05;
   p.upper_learning_rate = 0.5;
   p.gamma = 0.05;
-  p.k = 6;
+  p.mask.k = 6;
   return p;
 }
 

@@ -148,10 +148,10 @@ TEST_CASE("bipq::train lowers the 40-line model's loss and it learns the separab
 TEST_CASE("a pruning driver runs on the 40-line model: OMP to 3 of 8 weights finds the 3 true features") {
   logistic_model model = make_model(8, 400, 400, 4);
   bipq::omp_params params;
-  params.common.target_density = 3.0 / 8.0;
-  params.common.train.epochs = 8;
-  params.common.train.batch_size = 20;
-  params.common.train.sgd.learning_rate = 0.1;
+  params.mask.density = 3.0 / 8.0;
+  params.train.epochs = 8;
+  params.train.batch_size = 20;
+  params.train.sgd.learning_rate = 0.1;
   const auto r = bipq::omp(model, params);
   REQUIRE(r.masks.size() == 1);  // the bias is not prunable
   CHECK(r.masks[0] == std::vector<double>{0, 1, 0, 0, 1, 0, 0, 1});

@@ -18,22 +18,34 @@
 using bipq::testing::cluster_mlp;
 
 namespace {
-bipq::pruning_options small_run(double density) {
-  bipq::pruning_options o;
-  o.target_density = density;
-  o.train.epochs = 2;
-  o.train.batch_size = 32;
-  o.train.sgd.learning_rate = 0.05;
-  o.train.seed = 3;
-  return o;
+bipq::train_params small_train() {
+  bipq::train_params t;
+  t.epochs = 2;
+  t.batch_size = 32;
+  t.sgd.learning_rate = 0.05;
+  t.seed = 3;
+  return t;
+}
+
+bipq::mask_spec density_of(double density) {
+  bipq::mask_spec m;
+  m.density = density;
+  return m;
+}
+
+/// BiP with the small training runs, its mini-batches seeded as theirs.
+bipq::bip_params small_bip(double density) {
+  bipq::bip_params p{.mask = density_of(density), .pretrain = small_train(), .finetune = small_train()};
+  p.bilevel.seed = 3;
+  return p;
 }
 
 /// Every masked weight of every prunable tensor is exactly zero in the model.
 template <class Model, class Result>
 void check_pruned_weights_are_zero(const Model& model, const Result& result) {
   const auto& ps = model.parameters();
-  for (std::size_t j = 0; j < result.prunable.size(); ++j) {
-    const auto& value = ps[result.prunable[j]].value;
+  for (std::size_t j = 0; j < result.masks.size(); ++j) {
+    const auto& value = ps[result.masks.prunable()[j]].value;
     const auto& mask = result.masks[j];
     REQUIRE(mask.size() == value.size());
     for (std::size_t i = 0; i < mask.size(); ++i) {
@@ -45,17 +57,13 @@ void check_pruned_weights_are_zero(const Model& model, const Result& result) {
 
 std::size_t total_prunable(const cluster_mlp& m) { return m.parameters()[0].value.size() + m.parameters()[2].value.size(); }
 
-std::size_t kept(const std::vector<std::vector<double>>& masks) {
-  std::size_t k = 0;
-  for (const auto& m : masks) k += static_cast<std::size_t>(std::count(m.begin(), m.end(), 1.0));
-  return k;
-}
+std::size_t kept(const bipq::mask_set<double>& masks) { return masks.kept(); }
 }  // namespace
 
 TEST_CASE("imp: rounds follow round(n 0.8^t), the last keeps exactly the target, pruned weights stay zero") {
   cluster_mlp model(1);
   const std::size_t n = total_prunable(model);  // 128 + 64 = 192
-  bipq::imp_params p{.common = small_run(0.1)};
+  bipq::imp_params p{.mask = density_of(0.1), .train = small_train()};
   const auto result = bipq::imp(model, p);
   const std::size_t target = static_cast<std::size_t>(std::lround(0.1 * double(n)));
   REQUIRE(result.history.size() == 1 + bipq::geometric_rounds(double(target) / double(n), 0.2));
@@ -68,7 +76,7 @@ TEST_CASE("imp: rounds follow round(n 0.8^t), the last keeps exactly the target,
   CHECK(result.final_record().density == doctest::Approx(double(target) / double(n)));
   check_pruned_weights_are_zero(model, result);
   // biases are never pruned
-  CHECK(result.prunable == std::vector<std::size_t>{0, 2});
+  CHECK(result.masks.prunable() == std::vector<std::size_t>{0, 2});
   // training between rounds works: the dense and the lightly pruned models classify the clusters well
   CHECK(result.history[0].test_accuracy > 0.9);
   CHECK(result.history[1].test_accuracy > 0.85);
@@ -76,8 +84,8 @@ TEST_CASE("imp: rounds follow round(n 0.8^t), the last keeps exactly the target,
 
 TEST_CASE("imp: a weight once pruned stays exactly zero at every later epoch end, through every round") {
   cluster_mlp model(2);
-  bipq::imp_params p{.common = small_run(0.2)};
-  p.common.train.epochs = 1;
+  bipq::imp_params p{.mask = density_of(0.2), .train = small_train()};
+  p.train.epochs = 1;
   struct zero_watch {
     const cluster_mlp* model;
     std::vector<std::vector<bool>> zeros;  // per epoch end: which prunable weights are exactly zero
@@ -100,9 +108,9 @@ TEST_CASE("imp: a weight once pruned stays exactly zero at every later epoch end
 
 TEST_CASE("imp with per-tensor scope keeps the same fraction of every tensor") {
   cluster_mlp model(3);
-  bipq::imp_params p{.common = small_run(0.25)};
-  p.common.scope = bipq::mask_scope::per_tensor;
-  p.common.train.epochs = 1;
+  bipq::imp_params p{.mask = density_of(0.25), .train = small_train()};
+  p.mask.scope = bipq::mask_scope::per_tensor;
+  p.train.epochs = 1;
   const auto result = bipq::imp(model, p);
   CHECK(std::count(result.masks[0].begin(), result.masks[0].end(), 1.0) == 32);  // 0.25 · 128
   CHECK(std::count(result.masks[1].begin(), result.masks[1].end(), 1.0) == 16);  // 0.25 · 64
@@ -111,13 +119,13 @@ TEST_CASE("imp with per-tensor scope keeps the same fraction of every tensor") {
 
 TEST_CASE("imp with filter structure removes whole output neurons") {
   cluster_mlp model(4);
-  bipq::imp_params p{.common = small_run(0.5)};
-  p.common.structure = bipq::mask_structure::filter;
-  p.common.prunable.kinds = {bipq::parameter_kind::linear_weight};
-  p.common.prunable.exclude_names = {"fc2.weight"};  // never remove a class
-  p.common.train.epochs = 1;
+  bipq::imp_params p{.mask = density_of(0.5), .train = small_train()};
+  p.mask.structure = bipq::mask_structure::filter;
+  p.mask.prunable.kinds = {bipq::parameter_kind::linear_weight};
+  p.mask.prunable.exclude_names = {"fc2.weight"};  // never remove a class
+  p.train.epochs = 1;
   const auto result = bipq::imp(model, p);
-  REQUIRE(result.prunable == std::vector<std::size_t>{0});
+  REQUIRE(result.masks.prunable() == std::vector<std::size_t>{0});
   const auto& m = result.masks[0];
   std::size_t rows_kept = 0;
   for (std::size_t r = 0; r < cluster_mlp::hidden; ++r) {
@@ -131,7 +139,7 @@ TEST_CASE("imp with filter structure removes whole output neurons") {
 
 TEST_CASE("omp: one prune to the target, exactly k kept, zeros stay zero") {
   cluster_mlp model(5);
-  const auto result = bipq::omp(model, bipq::omp_params{.common = small_run(0.05)});
+  const auto result = bipq::omp(model, bipq::omp_params{.mask = density_of(0.05), .train = small_train()});
   REQUIRE(result.history.size() == 2);
   CHECK(kept(result.masks) == static_cast<std::size_t>(std::lround(0.05 * 192)));
   check_pruned_weights_are_zero(model, result);
@@ -139,8 +147,8 @@ TEST_CASE("omp: one prune to the target, exactly k kept, zeros stay zero") {
 
 TEST_CASE("gmp: density decreases along the cubic schedule to exactly the target within one run") {
   cluster_mlp model(6);
-  bipq::gmp_params p{.common = small_run(0.1)};
-  p.common.train.epochs = 4;
+  bipq::gmp_params p{.mask = density_of(0.1), .train = small_train()};
+  p.train.epochs = 4;
   p.frequency = 5;
   const auto result = bipq::gmp(model, p);
   REQUIRE(result.history.size() == 5);
@@ -152,7 +160,7 @@ TEST_CASE("gmp: density decreases along the cubic schedule to exactly the target
 
 TEST_CASE("sap: each round prunes c_t = floor(d min(gamma (1 - r/d), beta)) of the d survivors") {
   cluster_mlp model(7);
-  bipq::sap_params p{.common = small_run(0.01)};
+  bipq::sap_params p{.min_density = 0.01, .train = small_train()};
   p.rounds = 4;
   p.rule.gamma = 0.5;  // slower than the default so that several rounds happen
   const auto result = bipq::sap(model, p);
@@ -170,11 +178,11 @@ TEST_CASE("sap: each round prunes c_t = floor(d min(gamma (1 - r/d), beta)) of t
 
 TEST_CASE("sap never prunes below its density floor and handles neuron scope") {
   cluster_mlp model(8);
-  bipq::sap_params p{.common = small_run(0.3)};
+  bipq::sap_params p{.min_density = 0.3, .train = small_train()};
   p.rounds = 6;
   p.rule.gamma = 3.0;
   p.scope = bipq::sap_scope::neuron;
-  p.common.train.epochs = 1;
+  p.train.epochs = 1;
   const auto result = bipq::sap(model, p);
   // every neuron (row) keeps at least ceil(0.3 · its fan-in)
   for (std::size_t j = 0; j < result.masks.size(); ++j) {
@@ -227,7 +235,7 @@ struct layer_pq_recorder {
 
 TEST_CASE("imp rewinds the survivors to the weights after rewind_epoch dense epochs") {
   cluster_mlp model(5);
-  bipq::imp_params p{.common = small_run(0.4)};
+  bipq::imp_params p{.mask = density_of(0.4), .train = small_train()};
   p.rewind_epoch = 1;
   weight_recorder rec{&model};
   const auto result = bipq::imp(model, p, rec);
@@ -253,7 +261,7 @@ TEST_CASE("imp rewinds the survivors to the weights after rewind_epoch dense epo
 
 TEST_CASE("sap with layer scope prunes each layer by the rule applied to that layer's own PQ Index") {
   cluster_mlp model(9);
-  bipq::sap_params p{.common = small_run(0.02)};
+  bipq::sap_params p{.min_density = 0.02, .train = small_train()};
   p.rounds = 3;
   p.scope = bipq::sap_scope::layer;
   layer_pq_recorder rec{&model};
@@ -275,8 +283,8 @@ TEST_CASE("sap with layer scope prunes each layer by the rule applied to that la
 
 TEST_CASE("bip: pretrain, bi-level search and fine-tuning reach exactly the target with pruned weights at zero") {
   cluster_mlp model(11);
-  bipq::bip_params p{.common = small_run(0.2)};
-  p.pretrain_epochs = 2;
+  bipq::bip_params p = small_bip(0.2);
+  p.pretrain->epochs = 2;
   p.bilevel_epochs = 2.0;
   p.bilevel.batch_size = 32;
   p.bilevel.lower_learning_rate = 0.05;
@@ -296,14 +304,76 @@ TEST_CASE("bip: pretrain, bi-level search and fine-tuning reach exactly the targ
 
 TEST_CASE("bip with per-tensor scope keeps the fraction in every tensor") {
   cluster_mlp model(12);
-  bipq::bip_params p{.common = small_run(0.25)};
-  p.common.scope = bipq::mask_scope::per_tensor;
-  p.pretrain_epochs = 1;
-  p.finetune_epochs = 0;
+  bipq::bip_params p = small_bip(0.25);
+  p.mask.scope = bipq::mask_scope::per_tensor;
+  p.pretrain->epochs = 1;
+  p.finetune.reset();
   const auto result = bipq::bip(model, p);
   CHECK(std::count(result.masks[0].begin(), result.masks[0].end(), 1.0) == 32);
   CHECK(std::count(result.masks[1].begin(), result.masks[1].end(), 1.0) == 16);
   check_pruned_weights_are_zero(model, result);
+}
+
+TEST_CASE("mask.k sets the exact count in IMP, OMP and GMP; a k beyond the model throws before any training") {
+  struct step_counter {
+    std::size_t steps = 0;
+    void step_taken(const bipq::step_info&) { ++steps; }
+  };
+  const bipq::mask_spec seven = [] {
+    bipq::mask_spec m;
+    m.k = 7;
+    return m;
+  }();
+  {
+    cluster_mlp model(13);
+    const auto r = bipq::imp(model, bipq::imp_params{.mask = seven, .train = small_train(), .rate = 0.6});
+    CHECK(r.masks.kept() == 7);
+    check_pruned_weights_are_zero(model, r);
+  }
+  {
+    cluster_mlp model(13);
+    const auto r = bipq::omp(model, bipq::omp_params{.mask = seven, .train = small_train()});
+    CHECK(r.masks.kept() == 7);
+    check_pruned_weights_are_zero(model, r);
+  }
+  {
+    cluster_mlp model(13);
+    const auto r = bipq::gmp(model, bipq::gmp_params{.mask = seven, .train = small_train(), .frequency = 5});
+    CHECK(r.masks.kept() == 7);
+    check_pruned_weights_are_zero(model, r);
+  }
+  cluster_mlp model(13);
+  bipq::mask_spec too_many;
+  too_many.k = 193;  // 192 prunable weights
+  step_counter counter;
+  CHECK_THROWS_WITH_AS(bipq::omp(model, bipq::omp_params{.mask = too_many, .train = small_train()}, counter),
+                       "omp(): params.mask.k = 193 exceeds the number of prunable weights 192", std::invalid_argument);
+  CHECK_THROWS_WITH_AS(bipq::imp(model, bipq::imp_params{.mask = too_many, .train = small_train()}, counter),
+                       "imp(): params.mask.k = 193 exceeds the number of prunable weights 192", std::invalid_argument);
+  CHECK(counter.steps == 0);
+}
+
+TEST_CASE("bip from a trained model (no pretraining) and with an N:M mask keeps n of every m along the input") {
+  cluster_mlp model(14);
+  bipq::train(model, small_train(), {});
+  const auto trained = model.evaluate();
+  bipq::bip_params p = small_bip(0.5);
+  p.pretrain.reset();
+  p.mask.structure = bipq::mask_structure::n_m;  // 2:4
+  p.bilevel_epochs = 1.0;
+  p.bilevel.batch_size = 32;
+  const auto r = bipq::bip(model, p);
+  REQUIRE(r.history.size() == 3);
+  CHECK(r.history[0].test_accuracy == trained.accuracy);  // no training before the record
+  CHECK(r.history[0].density == 1.0);
+  for (std::size_t j = 0; j < r.masks.size(); ++j) {
+    const auto& m = r.masks[j];
+    const std::size_t cols = r.masks.shape(j)[1];
+    REQUIRE(cols % 4 == 0);
+    for (std::size_t g = 0; g < m.size(); g += 4) CHECK(std::count(m.begin() + std::ptrdiff_t(g), m.begin() + std::ptrdiff_t(g + 4), 1.0) == 2);
+  }
+  CHECK(r.final_record().density == 0.5);
+  check_pruned_weights_are_zero(model, r);
 }
 
 TEST_CASE("drivers are deterministic: same seed, same masks and weights, bit for bit") {
@@ -314,27 +384,42 @@ TEST_CASE("drivers are deterministic: same seed, same masks and weights, bit for
     for (const auto& prm : model.parameters()) w.insert(w.end(), prm.value.begin(), prm.value.end());
     return std::make_pair(r.masks, w);
   };
-  auto imp_run = [](cluster_mlp& m) { return bipq::imp(m, bipq::imp_params{.common = small_run(0.3)}); };
-  auto sap_run = [](cluster_mlp& m) { return bipq::sap(m, bipq::sap_params{.common = small_run(0.1), .rounds = 2}); };
-  auto gmp_run = [](cluster_mlp& m) { return bipq::gmp(m, bipq::gmp_params{.common = small_run(0.2)}); };
+  auto imp_run = [](cluster_mlp& m) { return bipq::imp(m, bipq::imp_params{.mask = density_of(0.3), .train = small_train()}); };
+  auto sap_run = [](cluster_mlp& m) {
+    return bipq::sap(m, bipq::sap_params{.min_density = 0.1, .train = small_train(), .rounds = 2});
+  };
+  auto gmp_run = [](cluster_mlp& m) { return bipq::gmp(m, bipq::gmp_params{.mask = density_of(0.2), .train = small_train()}); };
   CHECK(run(imp_run) == run(imp_run));
   CHECK(run(sap_run) == run(sap_run));
   CHECK(run(gmp_run) == run(gmp_run));
-  auto bip_run = [](cluster_mlp& m) { return bipq::bip(m, bipq::bip_params{.common = small_run(0.2)}); };
+  auto bip_run = [](cluster_mlp& m) { return bipq::bip(m, small_bip(0.2)); };
   CHECK(run(bip_run) == run(bip_run));
 }
 
 TEST_CASE("driver parameters are validated with the field named") {
   cluster_mlp model(10);
-  CHECK_THROWS_WITH_AS(bipq::imp(model, bipq::imp_params{.common = small_run(0.0)}),
-                       doctest::Contains("target_density"), std::invalid_argument);
-  CHECK_THROWS_WITH_AS(bipq::imp(model, bipq::imp_params{.common = small_run(0.1), .rate = 1.5}),
+  CHECK_THROWS_WITH_AS(bipq::imp(model, bipq::imp_params{.mask = density_of(0.0), .train = small_train()}),
+                       doctest::Contains("mask.density"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(bipq::imp(model, bipq::imp_params{.mask = density_of(0.1), .train = small_train(), .rate = 1.5}),
                        doctest::Contains("rate"), std::invalid_argument);
-  CHECK_THROWS_WITH_AS(bipq::sap(model, bipq::sap_params{.common = small_run(0.1), .rounds = 0}),
+  CHECK_THROWS_WITH_AS(bipq::sap(model, bipq::sap_params{.min_density = 0.1, .train = small_train(), .rounds = 0}),
                        doctest::Contains("rounds"), std::invalid_argument);
-  bipq::sap_params bad_rule{.common = small_run(0.1)};
+  bipq::sap_params bad_rule{.min_density = 0.1, .train = small_train()};
   bad_rule.rule.q = 0.4;
   CHECK_THROWS_WITH_AS(bipq::sap(model, bad_rule), doctest::Contains("'q'"), std::invalid_argument);
-  CHECK_THROWS_WITH_AS(bipq::gmp(model, bipq::gmp_params{.common = small_run(0.1), .frequency = 0}),
+  CHECK_THROWS_WITH_AS(bipq::imp(model, bipq::imp_params{.mask = density_of(0.1), .train = small_train(), .rate = 0.2,
+                                                         .rewind_epoch = 3}),
+                       doctest::Contains("'rewind_epoch' must be <= train.epochs"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(bipq::sap(model, bipq::sap_params{.min_density = 0.0}), doctest::Contains("'min_density'"),
+                       std::invalid_argument);
+  bipq::omp_params n_m{.mask = density_of(0.5)};
+  n_m.mask.structure = bipq::mask_structure::n_m;
+  CHECK_THROWS_WITH_AS(bipq::omp(model, n_m), doctest::Contains("'mask.structure' n_m"), std::invalid_argument);
+  bipq::bip_params relaxed_filter = small_bip(0.5);
+  relaxed_filter.mask.structure = bipq::mask_structure::filter;
+  relaxed_filter.bilevel.parametrization = bipq::mask_parametrization::relaxed;
+  CHECK_THROWS_WITH_AS(bipq::bip(model, relaxed_filter), doctest::Contains("bip_params: 'parametrization' relaxed"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(bipq::gmp(model, bipq::gmp_params{.mask = density_of(0.1), .train = small_train(), .frequency = 0}),
                        doctest::Contains("frequency"), std::invalid_argument);
 }

@@ -19,18 +19,22 @@ bipq::prune_result<float> run_bip(double density, std::vector<float>* weights = 
   auto [train, test] = bipq::testing::gaussian_clusters<float>(16, 4, 256, 128, 99);
   xa::classifier<float> model(xa::mlp<float>({16, 24, 16, 4}, 1), std::move(train), std::move(test));
   bipq::bip_params p;
-  p.common.target_density = density;
-  p.common.train.batch_size = 32;
-  p.common.train.sgd.learning_rate = 0.05;
-  p.common.train.seed = 3;
+  p.mask.density = density;
+  bipq::train_params t;
+  t.batch_size = 32;
+  t.sgd.learning_rate = 0.05;
+  t.seed = 3;
+  t.epochs = 2;
+  p.pretrain = t;
+  t.epochs = 1;
+  p.finetune = t;
   p.bilevel.batch_size = 32;
-  p.pretrain_epochs = 2;
+  p.bilevel.seed = 3;
   p.bilevel_epochs = 1.0;
-  p.finetune_epochs = 1;
   auto r = bipq::bip(model, p);
   // Pruned weights are exactly zero in the model.
   for (std::size_t j = 0; j < r.masks.size(); ++j) {
-    const auto& w = model.parameters()[r.prunable[j]].value;
+    const auto& w = model.parameters()[r.masks.prunable()[j]].value;
     for (std::size_t i = 0; i < w.size(); ++i)
       if (r.masks[j][i] == 0.0f) REQUIRE(w[i] == 0.0f);
   }
@@ -46,7 +50,7 @@ TEST_CASE("BiP on the xtensor MLP: exact density, pruned weights zero, three pha
   for (double density : {0.1, 0.35}) {
     std::vector<float> w1, w2;
     const auto r = run_bip(density, &w1);
-    REQUIRE(r.prunable == std::vector<std::size_t>{0, 2, 4});
+    REQUIRE(r.masks.prunable() == std::vector<std::size_t>{0, 2, 4});
     std::size_t kept = 0, n = 0;
     for (const auto& m : r.masks) {
       for (float v : m) REQUIRE((v == 0.0f || v == 1.0f));

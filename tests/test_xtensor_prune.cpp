@@ -39,11 +39,11 @@ constexpr std::size_t prunable_total = 24 * 16 + 16 * 24 + 4 * 16;
 /// The result's masks are 0/1 over the three weight tensors (never the biases), `kept` ones in all, the model's
 /// weights are exactly zero wherever the mask is, and the final record's density is kept / total.
 void check_masks(const xa::classifier<float>& model, const bipq::prune_result<float>& r, std::size_t kept) {
-  REQUIRE(r.prunable == std::vector<std::size_t>{0, 2, 4});
+  REQUIRE(r.masks.prunable() == std::vector<std::size_t>{0, 2, 4});
   std::size_t ones = 0, total = 0;
   for (std::size_t j = 0; j < r.masks.size(); ++j) {
     const auto& m = r.masks[j];
-    const auto& w = model.parameters()[r.prunable[j]].value;
+    const auto& w = model.parameters()[r.masks.prunable()[j]].value;
     REQUIRE(m.size() == w.size());
     for (std::size_t i = 0; i < m.size(); ++i) {
       REQUIRE((m[i] == 0.0f || m[i] == 1.0f));
@@ -63,8 +63,8 @@ void check_masks(const xa::classifier<float>& model, const bipq::prune_result<fl
 TEST_CASE("IMP on the xtensor MLP reaches the target density exactly and keeps pruned weights at zero") {
   auto model = small_model();
   bipq::imp_params p;
-  p.common.target_density = 0.2;
-  p.common.train = short_training();
+  p.mask.density = 0.2;
+  p.train = short_training();
   p.rate = 0.5;
   const auto r = bipq::imp(model, p);
   check_masks(model, r, static_cast<std::size_t>(std::lround(0.2 * prunable_total)));
@@ -77,16 +77,16 @@ TEST_CASE("OMP and GMP on the xtensor MLP reach the target density exactly") {
   {
     auto model = small_model();
     bipq::omp_params p;
-    p.common.target_density = 0.1;
-    p.common.train = short_training();
+    p.mask.density = 0.1;
+    p.train = short_training();
     check_masks(model, bipq::omp(model, p), static_cast<std::size_t>(std::lround(0.1 * prunable_total)));
   }
   {
     auto model = small_model();
     bipq::gmp_params p;
-    p.common.target_density = 0.3;
-    p.common.train = short_training();
-    p.common.train.epochs = 3;
+    p.mask.density = 0.3;
+    p.train = short_training();
+    p.train.epochs = 3;
     p.frequency = 4;
     check_masks(model, bipq::gmp(model, p), static_cast<std::size_t>(std::lround(0.3 * prunable_total)));
   }
@@ -96,8 +96,8 @@ TEST_CASE("SAP on the xtensor MLP: each round prunes what the PQ Index rule says
   auto run = [](bipq::sap_scope scope) {
     auto model = small_model();
     bipq::sap_params p;
-    p.common.train = short_training();
-    p.common.target_density = 0.3;  // the floor
+    p.train = short_training();
+    p.min_density = 0.3;  // the floor
     p.rounds = 3;
     p.scope = scope;
     auto r = bipq::sap(model, p);

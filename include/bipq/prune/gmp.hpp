@@ -15,16 +15,18 @@
 namespace bipq {
 
 struct gmp_params {
-  pruning_options common{};      ///< target_density = 1 − s_f; train.epochs is the length of the single run
+  mask_spec mask{};      ///< the final mask: density = 1 − s_f (or k kept), scope, structure, prunable selection
+  train_params train{};  ///< the single training run; train.epochs is its length
   double initial_sparsity = 0.0;  ///< s_i
   double begin_fraction = 0.0;    ///< t₀ as a fraction of the run's steps, in [0, 1)
   double end_fraction = 0.75;     ///< t₀ + nΔt as a fraction of the run's steps, in (begin_fraction, 1]
   std::size_t frequency = 50;     ///< Δt: steps between two pruning events (> 0)
 
   void validate() const {
-    common.validate("gmp_params");
-    if (!(initial_sparsity >= 0.0 && initial_sparsity < 1.0 - common.target_density + 1e-12))
-      throw std::invalid_argument("gmp_params: 'initial_sparsity' must be in [0, 1 - target_density]");
+    detail::validate_driver_mask(mask, "gmp_params");
+    train.validate();
+    if (!(initial_sparsity >= 0.0 && initial_sparsity < 1.0 - mask.density + 1e-12))
+      throw std::invalid_argument("gmp_params: 'initial_sparsity' must be in [0, 1 - mask.density]");
     if (!(begin_fraction >= 0.0 && begin_fraction < 1.0))
       throw std::invalid_argument("gmp_params: 'begin_fraction' must be in [0, 1)");
     if (!(end_fraction > begin_fraction && end_fraction <= 1.0))
@@ -38,16 +40,14 @@ namespace detail {
 template <class T>
 struct gmp_pruner {
   const gmp_params& params;
-  mask_state<T>& state;
-  const stopwatch& clock;
-  std::vector<prune_record>& history;
+  pruning_run<T>& driver;
   cubic_schedule schedule{};
   double current_sparsity = -1.0;
 
   void begin(const run_info& run) {
     const std::size_t steps = run.total_epochs * run.steps_per_epoch;
     schedule.initial_sparsity = params.initial_sparsity;
-    schedule.final_sparsity = 1.0 - params.common.target_density;
+    schedule.final_sparsity = 1.0 - params.mask.kept_fraction(driver.model.masks.total());
     schedule.begin_step = static_cast<std::size_t>(params.begin_fraction * double(steps));
     schedule.end_step = std::max(schedule.begin_step + 1, static_cast<std::size_t>(params.end_fraction * double(steps)));
     prune_at(0);
@@ -58,18 +58,18 @@ struct gmp_pruner {
       prune_at(t);
   }
   void end_epoch(const epoch_info<T>& e) {
-    prune_record r = state.record(e.epoch + 1, "train");
+    prune_record r = driver.record(e.epoch + 1, "train");
     r.train_loss = e.train_loss;
     r.test_loss = e.test_loss;
     r.test_accuracy = e.test_accuracy;
-    r.seconds = clock.seconds();
-    history.push_back(r);
+    r.seconds = driver.clock.seconds();
+    driver.history.push_back(std::move(r));
   }
   void prune_at(std::size_t t) {
     const double s = schedule.sparsity(t);
     if (s <= current_sparsity) return;
     current_sparsity = s;
-    state.prune_to_density(1.0 - s, params.common.scope, params.common.structure);
+    driver.model.prune_to_density(1.0 - s, params.mask.scope, params.mask.structure);
   }
 };
 }  // namespace detail
@@ -77,21 +77,18 @@ struct gmp_pruner {
 /// Runs GMP on `problem` from its current parameter values: one record before training, one per epoch.
 template <class P, class... Callbacks>
 prune_result<problem_scalar_t<P>> gmp(P& problem, const gmp_params& params, Callbacks&&... callbacks) {
-  static_assert(check_bilevel_problem<P>());
   using T = problem_scalar_t<P>;
-  params.validate();
-  check_callbacks<T, Callbacks...>();
-  detail::stopwatch clock;
-  const std::span<const parameter<T>> ps = problem.parameters();
-  detail::mask_state<T> state(ps, params.common);
-  std::vector<prune_record> history{state.record(0, "dense")};
-  detail::gmp_pruner<T> pruner{params, state, clock, history};
+  auto run = detail::start_pruning<P, Callbacks...>("gmp", problem, params, detail::effective_selection(params.mask));
+  const std::size_t total = run.model.masks.total();
+  detail::check_kept_count(params.mask, total, "gmp()");
+  if (params.initial_sparsity > 1.0 - params.mask.kept_fraction(total) + 1e-12)
+    throw std::invalid_argument("gmp(): 'initial_sparsity' must be <= 1 - mask.k / prunable weights");
+  run.history.push_back(run.record(0, "dense"));
+  detail::gmp_pruner<T> pruner{params, run};
   // The masks change during the run: train() reads them at every step and keeps masked weights at zero.
-  const std::vector<std::span<const T>> masks = state.train_masks();
-  const auto trained = train(problem, params.common.train, std::span<const std::span<const T>>(masks), pruner,
-                             callbacks...);
-  return detail::finish<T>("gmp", state, std::move(history), clock,
-                           trained.reason == termination::callback_stop);
+  const std::vector<std::span<const T>> masks = run.model.train_masks();
+  const auto trained = train(problem, params.train, std::span<const std::span<const T>>(masks), pruner, callbacks...);
+  return run.finish(trained.reason == termination::callback_stop);
 }
 
 }  // namespace bipq

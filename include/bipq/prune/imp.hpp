@@ -15,15 +15,17 @@
 namespace bipq {
 
 struct imp_params {
-  pruning_options common{};
+  mask_spec mask{};    ///< the final mask: density (or k), scope, structure, prunable selection
+  train_params train{};  ///< every training run (the dense one and each retraining): epochs, batch, SGD, seed
   double rate = 0.2;             ///< fraction of the surviving weights removed per round, in (0, 1)
   std::size_t rewind_epoch = 0;  ///< 0: rewind to initialisation; e > 0: to the weights after e dense epochs
 
   void validate() const {
-    common.validate("imp_params");
+    detail::validate_driver_mask(mask, "imp_params");
+    train.validate();
     if (!(rate > 0.0 && rate < 1.0)) throw std::invalid_argument("imp_params: 'rate' must be in (0, 1)");
-    if (rewind_epoch > common.train.epochs)
-      throw std::invalid_argument("imp_params: 'rewind_epoch' must be <= common.train.epochs");
+    if (rewind_epoch > train.epochs)
+      throw std::invalid_argument("imp_params: 'rewind_epoch' must be <= train.epochs");
   }
 };
 
@@ -52,36 +54,29 @@ inline std::vector<double> geometric_densities(std::size_t total, double target,
 /// one per pruning round. Callbacks see every training run (step_taken, end_epoch).
 template <class P, class... Callbacks>
 prune_result<problem_scalar_t<P>> imp(P& problem, const imp_params& params, Callbacks&&... callbacks) {
-  static_assert(check_bilevel_problem<P>());
   using T = problem_scalar_t<P>;
-  params.validate();
-  check_callbacks<T, Callbacks...>();
-  detail::stopwatch clock;
-  const std::span<const parameter<T>> ps = problem.parameters();
-  detail::mask_state<T> state(ps, params.common);
+  auto run = detail::start_pruning<P, Callbacks...>("imp", problem, params, detail::effective_selection(params.mask));
+  const std::span<const parameter<T>> ps = run.model.params;
   detail::parameter_values<T> rewind_point = detail::snapshot(ps);
+  const std::size_t total = run.model.masks.total();
+  detail::check_kept_count(params.mask, total, "imp()");
 
-  std::vector<prune_record> history;
-  prune_record dense = state.record(0, "dense");
   bool stopped;
   if (params.rewind_epoch > 0) {
     detail::capture_epoch<T> capture{ps, params.rewind_epoch, &rewind_point};
-    stopped = detail::train_and_record(problem, params.common.train, state, dense, clock, capture, callbacks...);
+    stopped = run.train_round(problem, params.train, run.record(0, "dense"), capture, callbacks...);
   } else {
-    stopped = detail::train_and_record(problem, params.common.train, state, dense, clock, callbacks...);
+    stopped = run.train_round(problem, params.train, run.record(0, "dense"), callbacks...);
   }
-  history.push_back(dense);
 
-  const auto densities = detail::geometric_densities(state.total(), params.common.target_density, params.rate);
+  const auto densities = detail::geometric_densities(total, params.mask.kept_fraction(total), params.rate);
   for (std::size_t t = 0; t < densities.size() && !stopped; ++t) {
-    state.prune_to_density(densities[t], params.common.scope, params.common.structure);
+    run.model.prune_to_density(densities[t], params.mask.scope, params.mask.structure);
     detail::restore(ps, rewind_point);
-    state.apply();
-    prune_record r = state.record(t + 1, "prune");
-    stopped = detail::train_and_record(problem, params.common.train, state, r, clock, callbacks...);
-    history.push_back(r);
+    run.model.apply();
+    stopped = run.train_round(problem, params.train, run.record(t + 1, "prune"), callbacks...);
   }
-  return detail::finish<T>("imp", state, std::move(history), clock, stopped);
+  return run.finish(stopped);
 }
 
 }  // namespace bipq

@@ -10,37 +10,35 @@
 namespace bipq {
 
 struct omp_params {
-  pruning_options common{};
+  mask_spec mask{};      ///< the mask: density (or k), scope, structure, prunable selection
+  train_params train{};  ///< both training runs (dense, and after pruning): epochs, batch, SGD, seed
   bool rewind = true;  ///< rewind the survivors to initialisation before retraining (false: fine-tune in place)
 
-  void validate() const { common.validate("omp_params"); }
+  void validate() const {
+    detail::validate_driver_mask(mask, "omp_params");
+    train.validate();
+  }
 };
 
 /// Runs OMP on `problem`, whose current parameter values are the initialisation: a dense record, then a pruned one.
 template <class P, class... Callbacks>
 prune_result<problem_scalar_t<P>> omp(P& problem, const omp_params& params, Callbacks&&... callbacks) {
-  static_assert(check_bilevel_problem<P>());
   using T = problem_scalar_t<P>;
-  params.validate();
-  check_callbacks<T, Callbacks...>();
-  detail::stopwatch clock;
-  const std::span<const parameter<T>> ps = problem.parameters();
-  detail::mask_state<T> state(ps, params.common);
+  auto run = detail::start_pruning<P, Callbacks...>("omp", problem, params, detail::effective_selection(params.mask));
+  const std::span<const parameter<T>> ps = run.model.params;
   const detail::parameter_values<T> init = detail::snapshot(ps);
 
-  std::vector<prune_record> history;
-  prune_record dense = state.record(0, "dense");
-  bool stopped = detail::train_and_record(problem, params.common.train, state, dense, clock, callbacks...);
-  history.push_back(dense);
+  const std::size_t total = run.model.masks.total();
+  detail::check_kept_count(params.mask, total, "omp()");
+
+  bool stopped = run.train_round(problem, params.train, run.record(0, "dense"), callbacks...);
   if (!stopped) {
-    state.prune_to_density(params.common.target_density, params.common.scope, params.common.structure);
+    run.model.prune_to_density(params.mask.kept_fraction(total), params.mask.scope, params.mask.structure);
     if (params.rewind) detail::restore(ps, init);
-    state.apply();
-    prune_record r = state.record(1, "prune");
-    stopped = detail::train_and_record(problem, params.common.train, state, r, clock, callbacks...);
-    history.push_back(r);
+    run.model.apply();
+    stopped = run.train_round(problem, params.train, run.record(1, "prune"), callbacks...);
   }
-  return detail::finish<T>("omp", state, std::move(history), clock, stopped);
+  return run.finish(stopped);
 }
 
 }  // namespace bipq

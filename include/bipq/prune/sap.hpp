@@ -8,6 +8,7 @@
 #include <cmath>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "bipq/callbacks/callback.hpp"
@@ -19,19 +20,22 @@ namespace bipq {
 /// Where SAP measures and prunes: one scope for all prunable weights, one per layer, or one per output neuron/filter.
 enum class sap_scope { global, layer, neuron };
 
+/// SAP decides how much to prune from the PQ Index, so it takes no target density: only what is prunable, a floor
+/// and where it measures. Its masks are unstructured.
 struct sap_params {
-  /// common.target_density is a floor: no scope is pruned below it (default 0.05); scope/structure are not used
-  /// (SAP is unstructured and uses `scope` below).
-  pruning_options common{};
+  prunable_selection prunable{};  ///< which parameters are pruned (default: conv and linear weights)
+  double min_density = 0.05;      ///< a floor: no scope is pruned below this fraction of its weights, in (0, 1]
+  train_params train{};           ///< every training run (the dense one and each retraining)
   sap_rule rule{};              ///< p, q, η_r, γ, β (defaults 0.5, 1, 0, 1, 0.9)
   std::size_t rounds = 5;       ///< pruning rounds T (each followed by rewinding and retraining)
   sap_scope scope = sap_scope::global;
 
   void validate() const {
-    common.validate("sap_params");
+    if (!(min_density > 0.0 && min_density <= 1.0))
+      throw std::invalid_argument("sap_params: 'min_density' must be in (0, 1]");
+    if (prunable.kinds.empty()) throw std::invalid_argument("sap_params: 'prunable.kinds' must not be empty");
+    train.validate();
     rule.validate();
-    if (common.structure != mask_structure::unstructured)
-      throw std::invalid_argument("sap_params: 'common.structure' must be unstructured");
     if (rounds == 0) throw std::invalid_argument("sap_params: 'rounds' must be >= 1");
   }
 };
@@ -48,44 +52,31 @@ inline std::size_t sap_count_with_floor(std::size_t d, double pq, const sap_rule
 /// one per round; stops early when a round prunes nothing.
 template <class P, class... Callbacks>
 prune_result<problem_scalar_t<P>> sap(P& problem, const sap_params& params, Callbacks&&... callbacks) {
-  static_assert(check_bilevel_problem<P>());
   using T = problem_scalar_t<P>;
-  params.validate();
-  check_callbacks<T, Callbacks...>();
-  detail::stopwatch clock;
-  const std::span<const parameter<T>> ps = problem.parameters();
-  detail::mask_state<T> state(ps, params.common);
-  const detail::parameter_values<T> init = detail::snapshot(ps);
+  auto run = detail::start_pruning<P, Callbacks...>("sap", problem, params, params.prunable);
+  detail::masked_model<T>& model = run.model;
+  const detail::parameter_values<T> init = detail::snapshot(model.params);
   const sap_rule& rule = params.rule;
-  const double floor_density = params.common.target_density;
 
-  std::vector<prune_record> history;
-  prune_record dense = state.record(0, "dense");
-  bool stopped = detail::train_and_record(problem, params.common.train, state, dense, clock, callbacks...);
-  history.push_back(dense);
-
+  bool stopped = run.train_round(problem, params.train, run.record(0, "dense"), callbacks...);
   for (std::size_t t = 1; t <= params.rounds && !stopped; ++t) {
     std::size_t pruned = 0;
-    const std::size_t prunable_count = state.prunable().size();
     if (params.scope == sap_scope::global) {
-      std::vector<std::span<const T>> ws, ms;
-      for (std::size_t j = 0; j < prunable_count; ++j) {
-        ws.emplace_back(state.weights(j));
-        ms.emplace_back(state.masks()[j]);
-      }
-      const std::size_t d = state.kept();
-      const double pq = pq_index_global(ws, ms, rule.p, rule.q);
-      const std::size_t floor_count = kept_count(floor_density, state.total(), count_rounding::up);
+      std::vector<std::span<const T>> ws;
+      for (std::size_t j = 0; j < model.masks.size(); ++j) ws.emplace_back(model.weights(j));
+      const std::size_t d = model.masks.kept();
+      const double pq = pq_index_global(ws, model.masks.spans(), rule.p, rule.q);
+      const std::size_t floor_count = kept_count(params.min_density, model.masks.total(), count_rounding::up);
       const std::size_t c = detail::sap_count_with_floor(d, pq, rule, floor_count);
-      if (c > 0) state.prune_global(d - c);
+      if (c > 0) model.prune_global(d - c);
       pruned = c;
     } else {
-      for (std::size_t j = 0; j < prunable_count; ++j) {
-        const std::span<const T> w = state.weights(j);
-        const std::span<const T> m = state.masks()[j];
-        const std::size_t rows = params.scope == sap_scope::layer ? 1 : ps[state.prunable()[j]].shape.at(0);
+      for (std::size_t j = 0; j < model.masks.size(); ++j) {
+        const std::span<const T> w = model.weights(j);
+        const std::span<const T> m = std::as_const(model.masks)[j];
+        const std::size_t rows = params.scope == sap_scope::layer ? 1 : model.masks.shape(j).at(0);
         const std::size_t cols = w.size() / rows;
-        const std::size_t floor_count = kept_count(floor_density, cols, count_rounding::up);  // the same for every row
+        const std::size_t floor_count = kept_count(params.min_density, cols, count_rounding::up);  // same for every row
         std::vector<std::size_t> keep(rows);
         for (std::size_t r = 0; r < rows; ++r) {
           const auto wr = w.subspan(r * cols, cols);
@@ -98,19 +89,17 @@ prune_result<problem_scalar_t<P>> sap(P& problem, const sap_params& params, Call
           pruned += c;
         }
         if (rows == 1)
-          state.prune_tensor(j, keep[0]);
+          model.prune_tensor(j, keep[0]);
         else
-          state.prune_rows(j, keep);
+          model.prune_rows(j, keep);
       }
     }
     if (pruned == 0) break;
-    detail::restore(ps, init);
-    state.apply();
-    prune_record r = state.record(t, "prune");
-    stopped = detail::train_and_record(problem, params.common.train, state, r, clock, callbacks...);
-    history.push_back(r);
+    detail::restore(model.params, init);
+    model.apply();
+    stopped = run.train_round(problem, params.train, run.record(t, "prune"), callbacks...);
   }
-  return detail::finish<T>("sap", state, std::move(history), clock, stopped);
+  return run.finish(stopped);
 }
 
 }  // namespace bipq

@@ -7,8 +7,9 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
-#include "bipq/solver/prunable.hpp"
+#include "bipq/mask/spec.hpp"
 
 namespace bipq {
 
@@ -31,8 +32,10 @@ enum class mask_parametrization { scores, relaxed };
 ///   uniform:   m = k/n everywhere, every weight equally and partly active, whatever its starting value.
 enum class relaxed_start { magnitude, uniform };
 
-/// Parameters of bilevel_solver. Every field is checked by validate().
-struct bilevel_params {
+/// How the bi-level solver steps: learning rates, γ, lower steps, mini-batches, the upper variable and its gradient,
+/// conjugate gradients, the stopping rule and the seed. Everything of bilevel_params but the mask and the number of
+/// iterations, which the BiP driver (prune/bip.hpp) decides itself. Every field is checked by validate().
+struct bilevel_settings {
   // ---- lower level: θ ← θ − α (m⊙g + γθ), SGD with momentum μ ----
   double lower_learning_rate = 0.01;  ///< α > 0
   double momentum = 0.9;              ///< μ ∈ [0, 1), lower-level SGD momentum
@@ -42,24 +45,14 @@ struct bilevel_params {
   // ---- upper level: s ← s − β IG (or m ← Π(m − β IG)) ----
   double upper_learning_rate = 0.01;  ///< β > 0
   double upper_momentum = 0.0;        ///< momentum of the upper SGD, in [0, 1)
-  std::size_t iterations = 100;       ///< number of upper iterations (≥ 1); each reports one epoch to callbacks
 
   // ---- data ----
   std::size_t batch_size = 64;  ///< samples per step, drawn from a seeded permutation; 0 = the full training set
 
-  // ---- the mask ----
-  double density = 0.05;   ///< fraction of prunable weights kept, in (0, 1] (ignored when k > 0 or with n_m)
-  std::size_t k = 0;       ///< if > 0, the exact number kept over all prunable weights (global scope only)
-  mask_scope scope = mask_scope::global;  ///< global: one top-k over all prunable tensors; per_tensor: each keeps `density`
-  /// unstructured, filter (rows of each tensor seen as [shape[0], rest], chosen per tensor, keeping
-  /// round(density · shape[0]) filters) or n_m (n of every m consecutive weights along the last dimension).
-  mask_structure structure = mask_structure::unstructured;
-  std::size_t n = 2;  ///< N of N:M (structure n_m), 1 ≤ n ≤ m
-  std::size_t m = 4;  ///< M of N:M (structure n_m)
+  // ---- the upper variable and its gradient ----
   mask_parametrization parametrization = mask_parametrization::scores;
   relaxed_start start = relaxed_start::magnitude;  ///< the relaxed mask's starting point (relaxed only)
   implicit_gradient_mode ig_mode = implicit_gradient_mode::first_order;
-  prunable_selection prunable{};  ///< which parameters are masked (others are trained in the lower step)
 
   // ---- exact mode: conjugate gradients ----
   std::size_t cg_max_iterations = 100;  ///< ≥ 1
@@ -72,9 +65,9 @@ struct bilevel_params {
   std::size_t evaluate_every = 0;
   std::uint64_t seed = 0;  ///< seeds the mini-batch permutations (same seed, same bits)
 
-  /// Throws std::invalid_argument("bilevel_params: '<field>' ...") naming the first invalid field.
-  void validate() const {
-    auto fail = [](const std::string& what) { throw std::invalid_argument("bilevel_params: " + what); };
+  /// Throws std::invalid_argument("<owner>: '<field>' ...") naming the first invalid field.
+  void validate(std::string_view owner = "bilevel_params") const {
+    auto fail = [&](const std::string& what) { throw std::invalid_argument(std::string(owner) + ": " + what); };
     auto positive = [](double x) { return std::isfinite(x) && x > 0.0; };
     if (!positive(lower_learning_rate)) fail("'lower_learning_rate' must be finite and > 0");
     if (!(momentum >= 0.0 && momentum < 1.0)) fail("'momentum' must be in [0, 1)");
@@ -82,17 +75,28 @@ struct bilevel_params {
     if (lower_steps == 0) fail("'lower_steps' must be >= 1");
     if (!positive(upper_learning_rate)) fail("'upper_learning_rate' must be finite and > 0");
     if (!(upper_momentum >= 0.0 && upper_momentum < 1.0)) fail("'upper_momentum' must be in [0, 1)");
-    if (iterations == 0) fail("'iterations' must be >= 1");
-    if (!(density > 0.0 && density <= 1.0)) fail("'density' must be in (0, 1]");
-    if (k > 0 && scope != mask_scope::global) fail("'k' can only be given with scope global (use 'density')");
-    if (k > 0 && structure != mask_structure::unstructured)
-      fail("'k' can only be given with structure unstructured (use 'density')");
-    if (structure == mask_structure::n_m && (n == 0 || m == 0 || n > m)) fail("'n' and 'm' must satisfy 1 <= n <= m");
-    if (parametrization == mask_parametrization::relaxed && structure != mask_structure::unstructured)
-      fail("'parametrization' relaxed requires structure unstructured");
     if (cg_max_iterations == 0) fail("'cg_max_iterations' must be >= 1");
     if (!positive(cg_tolerance)) fail("'cg_tolerance' must be finite and > 0");
-    if (prunable.kinds.empty()) fail("'prunable.kinds' must not be empty");
+  }
+
+  /// Throws if these settings cannot find `mask` (a relaxed mask must be unstructured).
+  void validate_with(const mask_spec& mask, std::string_view owner) const {
+    if (parametrization == mask_parametrization::relaxed && mask.structure != mask_structure::unstructured)
+      throw std::invalid_argument(std::string(owner) + ": 'parametrization' relaxed requires mask.structure unstructured");
+  }
+};
+
+/// Parameters of bilevel_solver: the settings, the mask to find and the number of upper iterations.
+struct bilevel_params : bilevel_settings {
+  mask_spec mask{};              ///< density or k, scope, structure, N:M, prunable selection (mask/spec.hpp)
+  std::size_t iterations = 100;  ///< number of upper iterations (≥ 1); each reports one epoch to callbacks
+
+  /// Throws std::invalid_argument("bilevel_params: '<field>' ...") naming the first invalid field.
+  void validate() const {
+    bilevel_settings::validate("bilevel_params");
+    if (iterations == 0) throw std::invalid_argument("bilevel_params: 'iterations' must be >= 1");
+    mask.validate("bilevel_params");
+    validate_with(mask, "bilevel_params");
   }
 };
 

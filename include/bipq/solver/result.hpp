@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "bipq/mask/mask_set.hpp"
 #include "bipq/termination.hpp"
 
 namespace bipq {
@@ -25,8 +26,7 @@ struct bilevel_result {
   /// exact mode: upper steps whose conjugate gradients stopped before ‖r‖ ≤ cg_tolerance · ‖m⊙g‖ (iteration limit,
   /// or a direction of non-positive curvature); their IG is CG's last iterate
   std::size_t cg_unconverged = 0;
-  std::vector<std::size_t> prunable;   ///< indices into problem.parameters() of the masked tensors
-  std::vector<std::vector<T>> masks;   ///< the final 0/1 mask of each of them (same order)
+  mask_set<T> masks;                   ///< the final 0/1 masks; masks.prunable() are their parameters' indices
   double seconds = 0.0;                ///< wall time of the run
 
   /// One line: why it stopped, iterations, the last losses, density and mask change, time (as Ceres's BriefReport).
