@@ -9,8 +9,19 @@
 
 #include "bipq/concepts.hpp"
 #include "bipq/detail/random.hpp"
+#include "bipq/optim/train.hpp"
 
 namespace bipq::testing {
+
+/// The training run of the driver tests: 2 epochs of batches of 32 at rate 0.05, shuffles seeded 3.
+inline train_params short_training() {
+  train_params t;
+  t.epochs = 2;
+  t.batch_size = 32;
+  t.sgd.learning_rate = 0.05;
+  t.seed = 3;
+  return t;
+}
 
 class cluster_mlp {
  public:

@@ -16,17 +16,9 @@
 #include "prune_test_model.hpp"
 
 using bipq::testing::cluster_mlp;
+using bipq::testing::short_training;
 
 namespace {
-bipq::train_params small_train() {
-  bipq::train_params t;
-  t.epochs = 2;
-  t.batch_size = 32;
-  t.sgd.learning_rate = 0.05;
-  t.seed = 3;
-  return t;
-}
-
 bipq::mask_spec density_of(double density) {
   bipq::mask_spec m;
   m.density = density;
@@ -35,7 +27,7 @@ bipq::mask_spec density_of(double density) {
 
 /// BiP with the small training runs, its mini-batches seeded as theirs.
 bipq::bip_params small_bip(double density) {
-  bipq::bip_params p{.mask = density_of(density), .pretrain = small_train(), .finetune = small_train()};
+  bipq::bip_params p{.mask = density_of(density), .pretrain = short_training(), .finetune = short_training()};
   p.bilevel.seed = 3;
   return p;
 }
@@ -63,7 +55,7 @@ std::size_t kept(const bipq::mask_set<double>& masks) { return masks.kept(); }
 TEST_CASE("imp: rounds follow round(n 0.8^t), the last keeps exactly the target, pruned weights stay zero") {
   cluster_mlp model(1);
   const std::size_t n = total_prunable(model);  // 128 + 64 = 192
-  bipq::imp_params p{.mask = density_of(0.1), .train = small_train()};
+  bipq::imp_params p{.mask = density_of(0.1), .train = short_training()};
   const auto result = bipq::imp(model, p);
   const std::size_t target = static_cast<std::size_t>(std::lround(0.1 * double(n)));
   REQUIRE(result.history.size() == 1 + bipq::geometric_rounds(double(target) / double(n), 0.2));
@@ -84,7 +76,7 @@ TEST_CASE("imp: rounds follow round(n 0.8^t), the last keeps exactly the target,
 
 TEST_CASE("imp: a weight once pruned stays exactly zero at every later epoch end, through every round") {
   cluster_mlp model(2);
-  bipq::imp_params p{.mask = density_of(0.2), .train = small_train()};
+  bipq::imp_params p{.mask = density_of(0.2), .train = short_training()};
   p.train.epochs = 1;
   struct zero_watch {
     const cluster_mlp* model;
@@ -108,7 +100,7 @@ TEST_CASE("imp: a weight once pruned stays exactly zero at every later epoch end
 
 TEST_CASE("imp with per-tensor scope keeps the same fraction of every tensor") {
   cluster_mlp model(3);
-  bipq::imp_params p{.mask = density_of(0.25), .train = small_train()};
+  bipq::imp_params p{.mask = density_of(0.25), .train = short_training()};
   p.mask.scope = bipq::mask_scope::per_tensor;
   p.train.epochs = 1;
   const auto result = bipq::imp(model, p);
@@ -119,7 +111,7 @@ TEST_CASE("imp with per-tensor scope keeps the same fraction of every tensor") {
 
 TEST_CASE("imp with filter structure removes whole output neurons") {
   cluster_mlp model(4);
-  bipq::imp_params p{.mask = density_of(0.5), .train = small_train()};
+  bipq::imp_params p{.mask = density_of(0.5), .train = short_training()};
   p.mask.structure = bipq::mask_structure::filter;
   p.mask.prunable.kinds = {bipq::parameter_kind::linear_weight};
   p.mask.prunable.exclude_names = {"fc2.weight"};  // never remove a class
@@ -139,7 +131,7 @@ TEST_CASE("imp with filter structure removes whole output neurons") {
 
 TEST_CASE("omp: one prune to the target, exactly k kept, zeros stay zero") {
   cluster_mlp model(5);
-  const auto result = bipq::omp(model, bipq::omp_params{.mask = density_of(0.05), .train = small_train()});
+  const auto result = bipq::omp(model, bipq::omp_params{.mask = density_of(0.05), .train = short_training()});
   REQUIRE(result.history.size() == 2);
   CHECK(kept(result.masks) == static_cast<std::size_t>(std::lround(0.05 * 192)));
   check_pruned_weights_are_zero(model, result);
@@ -147,7 +139,7 @@ TEST_CASE("omp: one prune to the target, exactly k kept, zeros stay zero") {
 
 TEST_CASE("gmp: density decreases along the cubic schedule to exactly the target within one run") {
   cluster_mlp model(6);
-  bipq::gmp_params p{.mask = density_of(0.1), .train = small_train()};
+  bipq::gmp_params p{.mask = density_of(0.1), .train = short_training()};
   p.train.epochs = 4;
   p.frequency = 5;
   const auto result = bipq::gmp(model, p);
@@ -160,7 +152,7 @@ TEST_CASE("gmp: density decreases along the cubic schedule to exactly the target
 
 TEST_CASE("sap: each round prunes c_t = floor(d min(gamma (1 - r/d), beta)) of the d survivors") {
   cluster_mlp model(7);
-  bipq::sap_params p{.min_density = 0.01, .train = small_train()};
+  bipq::sap_params p{.min_density = 0.01, .train = short_training()};
   p.rounds = 4;
   p.rule.gamma = 0.5;  // slower than the default so that several rounds happen
   const auto result = bipq::sap(model, p);
@@ -178,7 +170,7 @@ TEST_CASE("sap: each round prunes c_t = floor(d min(gamma (1 - r/d), beta)) of t
 
 TEST_CASE("sap never prunes below its density floor and handles neuron scope") {
   cluster_mlp model(8);
-  bipq::sap_params p{.min_density = 0.3, .train = small_train()};
+  bipq::sap_params p{.min_density = 0.3, .train = short_training()};
   p.rounds = 6;
   p.rule.gamma = 3.0;
   p.scope = bipq::sap_scope::neuron;
@@ -235,7 +227,7 @@ struct layer_pq_recorder {
 
 TEST_CASE("imp rewinds the survivors to the weights after rewind_epoch dense epochs") {
   cluster_mlp model(5);
-  bipq::imp_params p{.mask = density_of(0.4), .train = small_train()};
+  bipq::imp_params p{.mask = density_of(0.4), .train = short_training()};
   p.rewind_epoch = 1;
   weight_recorder rec{&model};
   const auto result = bipq::imp(model, p, rec);
@@ -261,7 +253,7 @@ TEST_CASE("imp rewinds the survivors to the weights after rewind_epoch dense epo
 
 TEST_CASE("sap with layer scope prunes each layer by the rule applied to that layer's own PQ Index") {
   cluster_mlp model(9);
-  bipq::sap_params p{.min_density = 0.02, .train = small_train()};
+  bipq::sap_params p{.min_density = 0.02, .train = short_training()};
   p.rounds = 3;
   p.scope = bipq::sap_scope::layer;
   layer_pq_recorder rec{&model};
@@ -326,19 +318,19 @@ TEST_CASE("mask.k sets the exact count in IMP, OMP and GMP; a k beyond the model
   }();
   {
     cluster_mlp model(13);
-    const auto r = bipq::imp(model, bipq::imp_params{.mask = seven, .train = small_train(), .rate = 0.6});
+    const auto r = bipq::imp(model, bipq::imp_params{.mask = seven, .train = short_training(), .rate = 0.6});
     CHECK(r.masks.kept() == 7);
     check_pruned_weights_are_zero(model, r);
   }
   {
     cluster_mlp model(13);
-    const auto r = bipq::omp(model, bipq::omp_params{.mask = seven, .train = small_train()});
+    const auto r = bipq::omp(model, bipq::omp_params{.mask = seven, .train = short_training()});
     CHECK(r.masks.kept() == 7);
     check_pruned_weights_are_zero(model, r);
   }
   {
     cluster_mlp model(13);
-    const auto r = bipq::gmp(model, bipq::gmp_params{.mask = seven, .train = small_train(), .frequency = 5});
+    const auto r = bipq::gmp(model, bipq::gmp_params{.mask = seven, .train = short_training(), .frequency = 5});
     CHECK(r.masks.kept() == 7);
     check_pruned_weights_are_zero(model, r);
   }
@@ -346,16 +338,16 @@ TEST_CASE("mask.k sets the exact count in IMP, OMP and GMP; a k beyond the model
   bipq::mask_spec too_many;
   too_many.k = 193;  // 192 prunable weights
   step_counter counter;
-  CHECK_THROWS_WITH_AS(bipq::omp(model, bipq::omp_params{.mask = too_many, .train = small_train()}, counter),
+  CHECK_THROWS_WITH_AS(bipq::omp(model, bipq::omp_params{.mask = too_many, .train = short_training()}, counter),
                        "omp(): params.mask.k = 193 exceeds the number of prunable weights 192", std::invalid_argument);
-  CHECK_THROWS_WITH_AS(bipq::imp(model, bipq::imp_params{.mask = too_many, .train = small_train()}, counter),
+  CHECK_THROWS_WITH_AS(bipq::imp(model, bipq::imp_params{.mask = too_many, .train = short_training()}, counter),
                        "imp(): params.mask.k = 193 exceeds the number of prunable weights 192", std::invalid_argument);
   CHECK(counter.steps == 0);
 }
 
 TEST_CASE("bip from a trained model (no pretraining) and with an N:M mask keeps n of every m along the input") {
   cluster_mlp model(14);
-  bipq::train(model, small_train(), {});
+  bipq::train(model, short_training(), {});
   const auto trained = model.evaluate();
   bipq::bip_params p = small_bip(0.5);
   p.pretrain.reset();
@@ -384,11 +376,11 @@ TEST_CASE("drivers are deterministic: same seed, same masks and weights, bit for
     for (const auto& prm : model.parameters()) w.insert(w.end(), prm.value.begin(), prm.value.end());
     return std::make_pair(r.masks, w);
   };
-  auto imp_run = [](cluster_mlp& m) { return bipq::imp(m, bipq::imp_params{.mask = density_of(0.3), .train = small_train()}); };
+  auto imp_run = [](cluster_mlp& m) { return bipq::imp(m, bipq::imp_params{.mask = density_of(0.3), .train = short_training()}); };
   auto sap_run = [](cluster_mlp& m) {
-    return bipq::sap(m, bipq::sap_params{.min_density = 0.1, .train = small_train(), .rounds = 2});
+    return bipq::sap(m, bipq::sap_params{.min_density = 0.1, .train = short_training(), .rounds = 2});
   };
-  auto gmp_run = [](cluster_mlp& m) { return bipq::gmp(m, bipq::gmp_params{.mask = density_of(0.2), .train = small_train()}); };
+  auto gmp_run = [](cluster_mlp& m) { return bipq::gmp(m, bipq::gmp_params{.mask = density_of(0.2), .train = short_training()}); };
   CHECK(run(imp_run) == run(imp_run));
   CHECK(run(sap_run) == run(sap_run));
   CHECK(run(gmp_run) == run(gmp_run));
@@ -398,16 +390,16 @@ TEST_CASE("drivers are deterministic: same seed, same masks and weights, bit for
 
 TEST_CASE("driver parameters are validated with the field named") {
   cluster_mlp model(10);
-  CHECK_THROWS_WITH_AS(bipq::imp(model, bipq::imp_params{.mask = density_of(0.0), .train = small_train()}),
+  CHECK_THROWS_WITH_AS(bipq::imp(model, bipq::imp_params{.mask = density_of(0.0), .train = short_training()}),
                        doctest::Contains("mask.density"), std::invalid_argument);
-  CHECK_THROWS_WITH_AS(bipq::imp(model, bipq::imp_params{.mask = density_of(0.1), .train = small_train(), .rate = 1.5}),
+  CHECK_THROWS_WITH_AS(bipq::imp(model, bipq::imp_params{.mask = density_of(0.1), .train = short_training(), .rate = 1.5}),
                        doctest::Contains("rate"), std::invalid_argument);
-  CHECK_THROWS_WITH_AS(bipq::sap(model, bipq::sap_params{.min_density = 0.1, .train = small_train(), .rounds = 0}),
+  CHECK_THROWS_WITH_AS(bipq::sap(model, bipq::sap_params{.min_density = 0.1, .train = short_training(), .rounds = 0}),
                        doctest::Contains("rounds"), std::invalid_argument);
-  bipq::sap_params bad_rule{.min_density = 0.1, .train = small_train()};
+  bipq::sap_params bad_rule{.min_density = 0.1, .train = short_training()};
   bad_rule.rule.q = 0.4;
   CHECK_THROWS_WITH_AS(bipq::sap(model, bad_rule), doctest::Contains("'q'"), std::invalid_argument);
-  CHECK_THROWS_WITH_AS(bipq::imp(model, bipq::imp_params{.mask = density_of(0.1), .train = small_train(), .rate = 0.2,
+  CHECK_THROWS_WITH_AS(bipq::imp(model, bipq::imp_params{.mask = density_of(0.1), .train = short_training(), .rate = 0.2,
                                                          .rewind_epoch = 3}),
                        doctest::Contains("'rewind_epoch' must be <= train.epochs"), std::invalid_argument);
   CHECK_THROWS_WITH_AS(bipq::sap(model, bipq::sap_params{.min_density = 0.0}), doctest::Contains("'min_density'"),
@@ -420,6 +412,6 @@ TEST_CASE("driver parameters are validated with the field named") {
   relaxed_filter.bilevel.parametrization = bipq::mask_parametrization::relaxed;
   CHECK_THROWS_WITH_AS(bipq::bip(model, relaxed_filter), doctest::Contains("bip_params: 'parametrization' relaxed"),
                        std::invalid_argument);
-  CHECK_THROWS_WITH_AS(bipq::gmp(model, bipq::gmp_params{.mask = density_of(0.1), .train = small_train(), .frequency = 0}),
+  CHECK_THROWS_WITH_AS(bipq::gmp(model, bipq::gmp_params{.mask = density_of(0.1), .train = short_training(), .frequency = 0}),
                        doctest::Contains("frequency"), std::invalid_argument);
 }

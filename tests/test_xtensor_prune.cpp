@@ -13,24 +13,18 @@
 #include "bipq/prune/imp.hpp"
 #include "bipq/prune/omp.hpp"
 #include "bipq/prune/sap.hpp"
+#include "prune_test_model.hpp"
 #include "xtensor_test_data.hpp"
 
 namespace xa = bipq::xtensor_adapter;
 
 namespace {
 
+using bipq::testing::short_training;
+
 xa::classifier<float> small_model(std::uint64_t seed = 1) {
   auto [train, test] = bipq::testing::gaussian_clusters<float>(16, 4, 256, 128, 99);
   return xa::classifier<float>(xa::mlp<float>({16, 24, 16, 4}, seed), std::move(train), std::move(test));
-}
-
-bipq::train_params short_training() {
-  bipq::train_params t;
-  t.epochs = 2;
-  t.batch_size = 32;
-  t.sgd.learning_rate = 0.05;
-  t.seed = 3;
-  return t;
 }
 
 /// Number of prunable weights of small_model(): fc1, fc2, fc3 weights.

@@ -110,9 +110,9 @@ std::size_t hamming(const mask_set<T>& a, const mask_set<T>& b) {
 /// The variables of a run: θ, the scores, the upper variable m (the hard mask, or the relaxed one), the hard 0/1
 /// mask, and how masks are computed from scores.
 template <class T>
-class bilevel_state {
+class bilevel_variables {
  public:
-  bilevel_state(std::span<const parameter<T>> params, const bilevel_params& bp)
+  bilevel_variables(std::span<const parameter<T>> params, const bilevel_params& bp)
       : params_(params), bp_(bp), hard_(params, bp.mask.prunable, "bilevel_solver::optimize()") {
     is_prunable_.assign(params.size(), false);
     for (std::size_t i : hard_.prunable()) is_prunable_[i] = true;
@@ -304,7 +304,7 @@ class bilevel_run {
     }
   }
 
-  bilevel_state<T>& state() noexcept { return state_; }
+  bilevel_variables<T>& state() noexcept { return state_; }
   const std::vector<std::vector<T>>& implicit_gradient() const noexcept { return ig_; }
 
   /// θ ← θ − α (m⊙g + γθ) on the batch, and the unmasked parameters ← − α (g + γ·value); returns the loss, or a
@@ -415,7 +415,7 @@ class bilevel_run {
   P& problem_;
   const bilevel_params& bp_;
   std::span<const parameter<T>> params_;
-  bilevel_state<T> state_;
+  bilevel_variables<T> state_;
   sgd<T> lower_, upper_;
   std::vector<std::vector<T>> grad_, ig_;
   std::vector<T> flat_theta_, flat_m_, flat_g_, flat_ig_;
@@ -439,7 +439,7 @@ bilevel_result<problem_scalar_t<P>> bilevel_solver::optimize(P& problem, Callbac
   if (num_samples == 0) throw std::invalid_argument("bilevel_solver::optimize(): the problem has no samples");
 
   detail::bilevel_run<P> run(problem, bp);
-  detail::bilevel_state<T>& state = run.state();
+  detail::bilevel_variables<T>& state = run.state();
   detail::batch_sampler sampler(num_samples, bp.batch_size, bp.seed);
   const std::span<const parameter<T>> params = problem.parameters();
   const std::vector<std::span<const T>> mask_spans = std::as_const(state.hard()).spans();
