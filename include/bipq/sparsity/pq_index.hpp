@@ -550,28 +550,21 @@ std::span<const scalar_of_t<W>> const_span(const W& w) {
 /// passes are then instantiated with no mask type (MT = void), so the unmasked path has no mask loads or tests.
 struct all_entries {};
 
-/// The scalar type of a mask, of the masks of a range; void for all_entries.
+/// The scalar type of a mask (of each mask of a range, if `range`); void for all_entries (no mask).
+template <class M, bool range>
+auto mask_scalar_of() {
+  if constexpr (std::is_same_v<M, all_entries>) {
+    return std::type_identity<void>{};
+  } else if constexpr (range) {
+    return std::type_identity<range_scalar_t<M>>{};
+  } else {
+    return std::type_identity<scalar_of_t<M>>{};
+  }
+}
 template <class M>
-struct mask_scalar {
-  using type = scalar_of_t<M>;
-};
-template <>
-struct mask_scalar<all_entries> {
-  using type = void;
-};
-template <class M>
-using mask_scalar_t = typename mask_scalar<M>::type;
-
+using mask_scalar_t = typename decltype(mask_scalar_of<M, false>())::type;
 template <class MaskRange>
-struct range_mask_scalar {
-  using type = range_scalar_t<MaskRange>;
-};
-template <>
-struct range_mask_scalar<all_entries> {
-  using type = void;
-};
-template <class MaskRange>
-using range_mask_scalar_t = typename range_mask_scalar<MaskRange>::type;
+using range_mask_scalar_t = typename decltype(mask_scalar_of<MaskRange, true>())::type;
 
 /// `x` with the entries `mask` counts; throws "<func>(): <mask_name> has size .., expected .." on a size mismatch.
 template <class T, class M>
