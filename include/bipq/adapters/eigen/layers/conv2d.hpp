@@ -60,7 +60,7 @@ class conv2d : public layer<T> {
 
   /// True when the layer uses the direct kernel rather than im2col + GEMM. Automatic choice: stride 1 and
   /// C·R·S ≤ 32 (a first layer on grey images), where the GEMM's inner dimension is too short to run at speed
-  /// (bench/bench_cnn.cpp, conv_train_step: LeNet's conv1 1.8× faster direct, conv2 4.5× faster with GEMM).
+  /// (measured per layer by bench/bench_cnn.cpp, conv_train_step: docs/performance.md, "CNN training").
   bool direct() const noexcept {
     if (algorithm_ == conv_algorithm::automatic) return stride_ == 1 && c_ * r_ * r_ <= 32;
     return algorithm_ == conv_algorithm::direct;
