@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <optional>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -417,109 +418,125 @@ void select_by_keys(const top_k_lists<T>& lists, std::size_t k, std::size_t n_el
   }
 }
 
-/// mask[i] = 1 where eligible and key > t_hi, else 0; counts those (`above`) and the eligible keys in
-/// [t_lo, t_hi] (`inside`). Written without branches so that the compiler vectorises it.
-template <score_kind kind, bool with_eligible, class T, class U>
-void bracket_pass(const T* x, const T* e, T* m, std::size_t n, U t_lo, U t_hi, std::size_t& above,
-                  std::size_t& inside) {
-  const U width = t_hi - t_lo;
-  std::size_t a = 0, b = 0;
-  for (std::size_t i = 0; i < n; ++i) {
-    const U key = score_key<kind>(x[i]);
-    bool in = true;
-    if constexpr (with_eligible) in = e[i] != T(0);
-    const bool keep = in & (key > t_hi);
-    m[i] = keep ? T(1) : T(0);
-    a += keep;
-    b += in & (U(key - t_lo) <= width);
-  }
-  above += a;
-  inside += b;
-}
+/// Keys in [lo, hi], the range that holds the k-th largest key with overwhelming probability.
+template <class U>
+struct key_bracket {
+  U lo, hi;
+  /// Whether `key` is in [lo, hi] (one unsigned comparison, so that the tests vectorise).
+  bool holds(U key) const noexcept { return U(key - lo) <= U(hi - lo); }
+};
 
-/// Sampled bracket (Floyd & Rivest 1975, "Expected time bounds for selection"): the keys of a strided sample of
-/// the eligible entries give t_lo ≤ t_hi that bracket the k-th largest key with overwhelming probability (±4
-/// standard deviations of the sample quantile); one pass keeps keys > t_hi, drops keys < t_lo and collects the
-/// keys in [t_lo, t_hi] in order, among which nth_element finds the exact threshold. Returns false, with the masks
-/// in an unspecified state, if the bracket missed; the caller then runs the histogram selection.
+/// Floyd & Rivest 1975, "Expected time bounds for selection": the keys of a strided sample of the eligible entries
+/// (about 1/16 of the entries, at most 65 536) give a bracket of ±4 standard deviations of the sample quantile around
+/// the k-th largest key; it then holds about 8σ/s ≈ 1% of the entries. Nothing if the sample is too small to tell.
 template <score_kind kind, class T>
-bool select_by_sampled_bracket(const top_k_lists<T>& lists, std::size_t k, std::size_t n_eligible) {
+std::optional<key_bracket<typename ordered_key<T>::type>> sample_bracket(const top_k_lists<T>& lists, std::size_t k,
+                                                                        std::size_t n_eligible) {
   using U = typename ordered_key<T>::type;
   const auto& scores = lists.scores;
   const std::size_t total = lists.total;
-  // About 1/16 of the entries, at most 65 536: the bracket then holds about 8σ/s ≈ 1% of the entries.
   const std::size_t target_sample = std::min<std::size_t>(65536, std::max<std::size_t>(1, total / 16));
   const std::size_t stride = std::max<std::size_t>(1, total / target_sample);
   std::vector<U> sample;
   sample.reserve(total / stride + 1);
-  {
-    std::size_t offset = 0;  // flat index of scores[j][0] in the concatenation
-    for (std::size_t j = 0; j < scores.size(); ++j) {
-      const T* e = lists.eligible_of(j);
-      const std::size_t first = (offset + stride - 1) / stride * stride - offset;
-      for (std::size_t i = first; i < scores[j].size(); i += stride)
-        if (is_eligible(e, i)) sample.push_back(score_key<kind>(scores[j][i]));
-      offset += scores[j].size();
-    }
+  std::size_t offset = 0;  // flat index of scores[j][0] in the concatenation
+  for (std::size_t j = 0; j < scores.size(); ++j) {
+    const T* e = lists.eligible_of(j);
+    const std::size_t first = (offset + stride - 1) / stride * stride - offset;
+    for (std::size_t i = first; i < scores[j].size(); i += stride)
+      if (is_eligible(e, i)) sample.push_back(score_key<kind>(scores[j][i]));
+    offset += scores[j].size();
   }
   const std::size_t s = sample.size();
-  if (s < 1024) return false;
+  if (s < 1024) return std::nullopt;
   const double q = double(k) / double(n_eligible);
   const double rank = q * double(s);
   const double spread = 4.0 * std::sqrt(double(s) * q * (1.0 - q)) + 8.0;
   // Descending ranks (0 = largest) of the bracket's ends in the sample.
   const double rank_hi = rank - spread, rank_lo = rank + spread;
-  U t_hi = std::numeric_limits<U>::max(), t_lo = 0;
+  key_bracket<U> bracket{0, std::numeric_limits<U>::max()};
   if (rank_hi >= 0.0) {
     const auto r = std::ptrdiff_t(rank_hi);
     std::nth_element(sample.begin(), sample.begin() + r, sample.end(), std::greater<U>());
-    t_hi = sample[std::size_t(r)];
+    bracket.hi = sample[std::size_t(r)];
   }
   if (rank_lo < double(s - 1)) {
     const auto r = std::ptrdiff_t(rank_lo);
     std::nth_element(sample.begin(), sample.begin() + r, sample.end(), std::greater<U>());
-    t_lo = sample[std::size_t(r)];
+    bracket.lo = sample[std::size_t(r)];
   }
-  const U width = t_hi - t_lo;
+  return bracket;
+}
 
-  // Pass A (branch-free, vectorised): keys above the bracket kept, everything else 0; count both kinds.
-  std::size_t above = 0, inside = 0;
-  for (std::size_t j = 0; j < scores.size(); ++j) {
-    if (lists.has_eligible) {
-      bracket_pass<kind, true>(scores[j].data(), lists.eligible[j].data(), lists.masks[j].data(), scores[j].size(),
-                               t_lo, t_hi, above, inside);
-    } else {
-      bracket_pass<kind, false>(scores[j].data(), static_cast<const T*>(nullptr), lists.masks[j].data(),
-                                scores[j].size(), t_lo, t_hi, above, inside);
-    }
+/// mask[i] = 1 where eligible and key > bracket.hi, else 0; counts those (`above`) and the eligible keys inside
+/// the bracket (`inside`). Written without branches so that the compiler vectorises it.
+template <score_kind kind, bool with_eligible, class T, class U>
+void bracket_pass(const T* x, const T* e, T* m, std::size_t n, key_bracket<U> bracket, std::size_t& above,
+                  std::size_t& inside) {
+  std::size_t a = 0, b = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const U key = score_key<kind>(x[i]);
+    bool in = true;
+    if constexpr (with_eligible) in = e[i] != T(0);
+    const bool keep = in & (key > bracket.hi);
+    m[i] = keep ? T(1) : T(0);
+    a += keep;
+    b += in & bracket.holds(key);
   }
-  if (above > k || k > above + inside) return false;
-  const std::size_t need = k - above;
-  if (need == 0) return true;  // the entries inside the bracket are already 0
+  above += a;
+  inside += b;
+}
 
-  // Pass B: the entries inside the bracket, in order (tensor, then index).
-  undecided_entries<T, U> undecided;
-  undecided.reserve(inside);
-  for (std::size_t j = 0; j < scores.size(); ++j) {
-    const T* x = scores[j].data();
+/// The eligible entries inside the bracket, in order (tensor, then index).
+template <score_kind kind, class T, class U>
+void collect_inside(const top_k_lists<T>& lists, key_bracket<U> bracket, undecided_entries<T, U>& undecided) {
+  for (std::size_t j = 0; j < lists.scores.size(); ++j) {
+    const T* x = lists.scores[j].data();
     T* m = lists.masks[j].data();
     const T* e = lists.eligible_of(j);
-    const std::size_t n = scores[j].size();
+    const std::size_t n = lists.scores[j].size();
     // Full blocks of 32 are tested at once (vectorised); only the few with an entry inside are walked.
     constexpr std::size_t block = 32;
     for (std::size_t i = 0; i < n; i += block) {
       const std::size_t end = std::min(n, i + block);
       if (end - i == block) {
         unsigned hits = 0;
-        for (std::size_t t = 0; t < block; ++t) hits |= unsigned(U(score_key<kind>(x[i + t]) - t_lo) <= width);
+        for (std::size_t t = 0; t < block; ++t) hits |= unsigned(bracket.holds(score_key<kind>(x[i + t])));
         if (hits == 0) continue;
       }
       for (std::size_t t = i; t < end; ++t) {
         const U key = score_key<kind>(x[t]);
-        if (U(key - t_lo) <= width && is_eligible(e, t)) undecided.add(key, m + t);
+        if (bracket.holds(key) && is_eligible(e, t)) undecided.add(key, m + t);
       }
     }
   }
+}
+
+/// Large inputs: one branch-free pass keeps the keys above a sampled bracket and drops the others, a second
+/// collects the few inside it, among which nth_element finds the exact threshold. Returns false, with the masks in
+/// an unspecified state, if the bracket missed; the caller then runs the histogram selection.
+template <score_kind kind, class T>
+bool select_by_sampled_bracket(const top_k_lists<T>& lists, std::size_t k, std::size_t n_eligible) {
+  using U = typename ordered_key<T>::type;
+  const auto bracket = sample_bracket<kind>(lists, k, n_eligible);
+  if (!bracket) return false;
+  std::size_t above = 0, inside = 0;
+  for (std::size_t j = 0; j < lists.scores.size(); ++j) {
+    const T* x = lists.scores[j].data();
+    T* m = lists.masks[j].data();
+    const std::size_t n = lists.scores[j].size();
+    if (lists.has_eligible) {
+      bracket_pass<kind, true>(x, lists.eligible[j].data(), m, n, *bracket, above, inside);
+    } else {
+      bracket_pass<kind, false>(x, static_cast<const T*>(nullptr), m, n, *bracket, above, inside);
+    }
+  }
+  if (above > k || k > above + inside) return false;
+  const std::size_t need = k - above;
+  if (need == 0) return true;  // the entries inside the bracket are already 0
+  undecided_entries<T, U> undecided;
+  undecided.reserve(inside);
+  collect_inside<kind>(lists, *bracket, undecided);
   undecided.keep_largest(need);
   return true;
 }
