@@ -70,23 +70,11 @@ struct options {
   std::string data;
 };
 
-constexpr const char* program = "prune_fashion_mnist";
-[[noreturn]] void fail(const std::string& message) { examples::fail(program, message); }
-template <class T>
-T parse_number(const std::string& flag, const std::string& text) {
-  return examples::parse_number<T>(program, flag, text);
-}
+const examples::command_line cli{"prune_fashion_mnist", usage};
 
 options parse(int argc, char** argv) {
   options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string flag = argv[i];
-    if (flag == "--help" || flag == "-h") {
-      std::cout << usage;
-      std::exit(0);
-    }
-    if (i + 1 >= argc) fail("missing value for " + flag);
-    const std::string v = argv[++i];
+  cli.parse(argc, argv, [&](const std::string& flag, const std::string& v) {
     if (flag == "--method") {
       if (v == "all") {
         o.methods = {"bip", "sap", "imp", "omp", "gmp"};
@@ -95,20 +83,20 @@ options parse(int argc, char** argv) {
         std::istringstream list(v);
         for (std::string m; std::getline(list, m, ',');) {
           if (m != "bip" && m != "sap" && m != "imp" && m != "omp" && m != "gmp")
-            fail("invalid value '" + m + "' for --method");
+            cli.fail("invalid value '" + m + "' for --method");
           o.methods.push_back(m);
         }
-        if (o.methods.empty()) fail("empty value for --method");
+        if (o.methods.empty()) cli.fail("empty value for --method");
       }
     } else if (flag == "--model") {
-      if (v != "lenet5" && v != "cnn" && v != "mlp") fail("invalid value '" + v + "' for --model");
+      if (v != "lenet5" && v != "cnn" && v != "mlp") cli.fail("invalid value '" + v + "' for --model");
       o.model = v;
     } else if (flag == "--density") {
-      o.density = parse_number<double>(flag, v);
-      if (!(o.density > 0.0 && o.density <= 1.0)) fail("--density must be in (0, 1]");
+      o.density = cli.number<double>(flag, v);
+      if (!(o.density > 0.0 && o.density <= 1.0)) cli.fail("--density must be in (0, 1]");
     } else if (flag == "--epochs") {
-      o.epochs = parse_number<std::size_t>(flag, v);
-      if (o.epochs == 0) fail("--epochs must be >= 1");
+      o.epochs = cli.number<std::size_t>(flag, v);
+      if (o.epochs == 0) cli.fail("--epochs must be >= 1");
     } else if (flag == "--scope") {
       if (v == "global") {
         o.scope = bipq::mask_scope::global;
@@ -119,19 +107,19 @@ options parse(int argc, char** argv) {
       } else if (v == "neuron") {
         o.sap_scope = bipq::sap_scope::neuron;
       } else {
-        fail("invalid value '" + v + "' for --scope");
+        cli.fail("invalid value '" + v + "' for --scope");
       }
     } else if (flag == "--structure") {
       if (v == "unstructured") o.structure = bipq::mask_structure::unstructured;
       else if (v == "filter") o.structure = bipq::mask_structure::filter;
-      else fail("invalid value '" + v + "' for --structure");
+      else cli.fail("invalid value '" + v + "' for --structure");
     } else if (flag == "--seed") {
-      o.seed = parse_number<std::uint64_t>(flag, v);
+      o.seed = cli.number<std::uint64_t>(flag, v);
     } else if (flag == "--threads") {
-      o.threads = parse_number<std::size_t>(flag, v);
-      if (o.threads == 0) fail("--threads must be >= 1");
+      o.threads = cli.number<std::size_t>(flag, v);
+      if (o.threads == 0) cli.fail("--threads must be >= 1");
     } else if (flag == "--train-size") {
-      o.train_size = parse_number<std::size_t>(flag, v);
+      o.train_size = cli.number<std::size_t>(flag, v);
     } else if (flag == "--csv") {
       o.csv = v;
     } else if (flag == "--save-masks") {
@@ -139,14 +127,14 @@ options parse(int argc, char** argv) {
     } else if (flag == "--data") {
       o.data = v;
     } else {
-      fail("unknown flag " + flag);
+      cli.fail("unknown flag " + flag);
     }
-  }
+  });
   if (o.sap_scope == bipq::sap_scope::neuron &&
       std::any_of(o.methods.begin(), o.methods.end(), [](const std::string& m) { return m != "sap"; }))
-    fail("--scope neuron is available for --method sap only");
+    cli.fail("--scope neuron is available for --method sap only");
   if (o.structure == bipq::mask_structure::filter && std::count(o.methods.begin(), o.methods.end(), "sap") > 0) {
-    if (o.methods.size() == 1) fail("--structure filter is not available for --method sap");
+    if (o.methods.size() == 1) cli.fail("--structure filter is not available for --method sap");
     o.methods.erase(std::find(o.methods.begin(), o.methods.end(), "sap"));  // SAP is unstructured
   }
   return o;

@@ -40,34 +40,22 @@ struct options {
   std::string data;
 };
 
-constexpr const char* program = "train_fashion_mnist";
-[[noreturn]] void fail(const std::string& message) { examples::fail(program, message); }
-template <class T>
-T number(const std::string& flag, const std::string& text) {
-  return examples::parse_number<T>(program, flag, text);
-}
+const examples::command_line cli{"train_fashion_mnist", usage};
 
 options parse(int argc, char** argv) {
   options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string flag = argv[i];
-    if (flag == "--help" || flag == "-h") {
-      std::cout << usage;
-      std::exit(0);
-    }
-    if (i + 1 >= argc) fail("missing value for " + flag);
-    const std::string v = argv[++i];
-    if (flag == "--epochs") o.epochs = number<std::size_t>(flag, v);
-    else if (flag == "--threads") o.threads = number<std::size_t>(flag, v);
-    else if (flag == "--seed") o.seed = number<std::uint64_t>(flag, v);
-    else if (flag == "--batch") o.batch = number<std::size_t>(flag, v);
-    else if (flag == "--lr") o.lr = number<double>(flag, v);
+  cli.parse(argc, argv, [&](const std::string& flag, const std::string& v) {
+    if (flag == "--epochs") o.epochs = cli.number<std::size_t>(flag, v);
+    else if (flag == "--threads") o.threads = cli.number<std::size_t>(flag, v);
+    else if (flag == "--seed") o.seed = cli.number<std::uint64_t>(flag, v);
+    else if (flag == "--batch") o.batch = cli.number<std::size_t>(flag, v);
+    else if (flag == "--lr") o.lr = cli.number<double>(flag, v);
     else if (flag == "--data") o.data = v;
-    else fail("unknown option " + flag);
-  }
-  if (o.epochs == 0) fail("--epochs must be >= 1");
-  if (o.threads == 0) fail("--threads must be >= 1");
-  if (o.batch == 0) fail("--batch must be >= 1");
+    else cli.fail("unknown option " + flag);
+  });
+  if (o.epochs == 0) cli.fail("--epochs must be >= 1");
+  if (o.threads == 0) cli.fail("--threads must be >= 1");
+  if (o.batch == 0) cli.fail("--batch must be >= 1");
   return o;
 }
 

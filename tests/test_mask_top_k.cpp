@@ -277,3 +277,89 @@ TEST_CASE("top_k_mask rejects bad input with the function and argument named") {
   ms[1] = mask;
   CHECK(message([&] { bipq::top_k_mask_global<float>(ss, 7, ms); }).find("top_k_mask_global(): k") == 0);
 }
+
+TEST_CASE_TEMPLATE("every selection path keeps the k largest eligible entries, ties to the first", T, float, double) {
+  // The paths are called directly, also on inputs where the dispatch would not pick them (the histogram on data its
+  // sampled bracket handles, the keys on large inputs), each against the definition.
+  using namespace bipq::detail;
+  std::mt19937_64 rng(41);
+  for (int levels : {2, 40, 1000}) {
+    std::vector<std::vector<T>> scores{tied_scores<T>(20000, rng, levels), tied_scores<T>(0, rng, levels),
+                                       tied_scores<T>(30000, rng, levels)};
+    if (levels == 1000) scores[2] = normal_scores<T>(30000, rng);
+    std::vector<std::vector<T>> eligible;
+    for (const auto& s : scores) {
+      std::vector<T> e(s.size());
+      for (auto& x : e) x = (rng() % 3 == 0) ? T(0) : T(1);
+      eligible.push_back(e);
+    }
+    std::vector<std::vector<T>> masks(scores.size());
+    std::vector<std::span<const T>> s, e;
+    std::vector<std::span<T>> m;
+    std::size_t total = 0;
+    for (std::size_t j = 0; j < scores.size(); ++j) {
+      masks[j].assign(scores[j].size(), T(7));
+      s.emplace_back(scores[j]);
+      e.emplace_back(eligible[j]);
+      m.emplace_back(masks[j]);
+      total += scores[j].size();
+    }
+    for (const bool with_eligible : {false, true}) {
+      const top_k_lists<T> lists{s, m, e, with_eligible, total};
+      std::size_t n_eligible = 0;
+      for (const auto& x : (with_eligible ? eligible : scores))
+        n_eligible += with_eligible ? ones(x) : x.size();
+      for (std::size_t k : {std::size_t(1), n_eligible / 10, n_eligible / 2, n_eligible - 1}) {
+        for (const bool magnitude : {false, true}) {
+          const auto expected = reference_top_k<T>(scores, k, with_eligible ? &eligible : nullptr, magnitude);
+          CAPTURE(levels);
+          CAPTURE(with_eligible);
+          CAPTURE(k);
+          CAPTURE(magnitude);
+          auto check_path = [&](auto select) {
+            for (auto& x : masks) std::fill(x.begin(), x.end(), T(7));
+            select();
+            CHECK(masks == expected);
+          };
+          if (magnitude) {
+            check_path([&] { select_by_keys<score_kind::magnitude>(lists, k, n_eligible); });
+            check_path([&] { select_by_histogram<score_kind::magnitude>(lists, k); });
+            check_path([&] {
+              if (!select_by_sampled_bracket<score_kind::magnitude>(lists, k, n_eligible))
+                select_by_histogram<score_kind::magnitude>(lists, k);
+            });
+          } else {
+            check_path([&] { select_by_keys<score_kind::value>(lists, k, n_eligible); });
+            check_path([&] { select_by_histogram<score_kind::value>(lists, k); });
+            check_path([&] {
+              if (!select_by_sampled_bracket<score_kind::value>(lists, k, n_eligible))
+                select_by_histogram<score_kind::value>(lists, k);
+            });
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("threshold_rule keeps the need largest keys in order, the first of the tied ones") {
+  std::mt19937_64 rng(43);
+  for (int trial = 0; trial < 200; ++trial) {
+    const std::size_t n = 1 + rng() % 60;
+    std::vector<std::uint32_t> keys(n);
+    for (auto& k : keys) k = std::uint32_t(rng() % 6);  // many ties
+    const std::size_t need = 1 + rng() % n;
+    // Brute force: positions sorted by key descending, stable; the first `need` are kept.
+    std::vector<std::size_t> order(n);
+    std::iota(order.begin(), order.end(), std::size_t(0));
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return keys[a] > keys[b]; });
+    std::vector<float> expected(n, 0.0f);
+    for (std::size_t r = 0; r < need; ++r) expected[order[r]] = 1.0f;
+    std::vector<std::uint32_t> work = keys;
+    auto rule = bipq::detail::threshold_rule<std::uint32_t>::of(work, need);
+    std::vector<float> kept(n);
+    for (std::size_t i = 0; i < n; ++i) kept[i] = rule.keep<float>(keys[i]);
+    CAPTURE(trial);
+    CHECK(kept == expected);
+  }
+}

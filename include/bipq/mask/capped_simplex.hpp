@@ -6,10 +6,8 @@
 // KKT (Wang & Lu 2015, "Projection onto the capped simplex", arXiv:1503.01002; BiP, Zhang et al. 2022, Appendix):
 // m_i = clip(v_i − λ, 0, 1) with the multiplier λ of the sum constraint chosen so that f(λ) = Σ clip(v_i − λ, 0, 1)
 // meets it: for at_most, λ = 0 if f(0) ≤ k, otherwise the λ > 0 with f(λ) = k; for equal, any real λ with f(λ) = k.
-// f is continuous, non-increasing and piecewise linear with breakpoints v_i − 1 and v_i, so λ is found exactly:
-// a search over the breakpoints with sampled pivots (Floyd & Rivest 1975), like a selection, narrows an interval
-// (lo, hi) with f(lo) ≥ k ≥ f(hi) until no breakpoint lies inside, then solves the linear piece. Deterministic,
-// O(n) in practice (each round keeps about 4σ/√s of the open entries), no full sort.
+// λ is found exactly, in O(n) in practice and without a full sort, by a sampled search over the breakpoints of f
+// (capped_simplex_lambda below; docs/masks.md, "Capped-simplex projection").
 
 #include <algorithm>
 #include <bit>

@@ -6,11 +6,8 @@
 // with s = |w| it is magnitude pruning, Han et al. 2015). Ties are broken by the lower flat index (and, across
 // tensors, by the lower tensor index first), so the mask is a deterministic function of the scores.
 //
-// Selection is O(n) and never sorts. Scores become integer keys with the same order (IEEE bits, sign-flipped).
-// A strided sample of the keys brackets the k-th largest one (Floyd & Rivest 1975); a vectorised pass writes the
-// mask outside the bracket, and std::nth_element on the ≈1% of keys inside it gives the exact threshold. If the
-// bracket misses, a 65 536-bucket histogram of the high 16 bits locates the threshold's bucket instead. Inputs
-// below 32 768 entries use nth_element on the keys directly. Validation comes first: bad input writes nothing.
+// Selection is O(n) and never sorts (integer keys, a sampled bracket, a histogram fallback): docs/masks.md,
+// "Algorithm and speed". Validation comes first: bad input writes nothing.
 
 #include <algorithm>
 #include <bit>
@@ -19,6 +16,7 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <optional>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -139,13 +137,13 @@ struct ordered_key<double> {
 /// Score by value, or by magnitude.
 enum class score_kind { value, magnitude };
 
-/// Key of x as a score of the given kind; `raw_abs` receives the bits of |x| (for the finiteness check).
+/// Key of x as a score of the given kind.
 template <score_kind kind, class T>
-inline typename ordered_key<T>::type score_key(T x, typename ordered_key<T>::type& raw_abs) noexcept {
+inline typename ordered_key<T>::type score_key(T x) noexcept {
   using K = ordered_key<T>;
   using U = typename K::type;
   U b = std::bit_cast<U>(x);
-  raw_abs = b & ~K::sign;
+  const U raw_abs = b & ~K::sign;
   if constexpr (kind == score_kind::magnitude) {
     return raw_abs | K::sign;
   } else {
@@ -164,6 +162,25 @@ inline T score_value(T x) noexcept {
   } else {
     return x == T(0) ? T(0) : x;
   }
+}
+
+/// One selection's arguments: score tensors, their masks and (if `has_eligible`) their eligibility, sizes checked.
+template <class T>
+struct top_k_lists {
+  std::span<const std::span<const T>> scores;
+  std::span<const std::span<T>> masks;
+  std::span<const std::span<const T>> eligible;
+  bool has_eligible = false;
+  std::size_t total = 0;  ///< entries over all tensors
+
+  /// Eligibility of tensor j, or null when every entry is eligible.
+  const T* eligible_of(std::size_t j) const noexcept { return has_eligible ? eligible[j].data() : nullptr; }
+};
+
+/// Whether entry i is eligible, with `e` from top_k_lists::eligible_of.
+template <class T>
+inline bool is_eligible(const T* e, std::size_t i) noexcept {
+  return e == nullptr || e[i] != T(0);
 }
 
 inline std::string k_message(const char* func, std::size_t k, std::size_t n, bool eligible) {
@@ -226,384 +243,376 @@ bool any_overlap(std::span<const std::span<T>> a, std::span<const std::span<cons
   return false;
 }
 
+/// Private copies of the scores and eligibility when a mask shares storage with them (shrinking a mask in place):
+/// the masks are written before the selection is final, so the inputs must not change under it.
+template <class T>
+struct detached_inputs {
+  std::vector<std::vector<T>> copies;
+  std::vector<std::span<const T>> scores, eligible;
+};
+
+/// Points `lists` at private copies of its inputs if a mask overlaps them; `storage` then owns the copies.
+template <class T>
+void detach_inputs_from_masks(top_k_lists<T>& lists, detached_inputs<T>& storage) {
+  if (!any_overlap<T>(lists.masks, lists.scores) &&
+      !(lists.has_eligible && any_overlap<T>(lists.masks, lists.eligible)))
+    return;
+  for (const auto& x : lists.scores) storage.scores.emplace_back(storage.copies.emplace_back(x.begin(), x.end()));
+  lists.scores = storage.scores;
+  if (lists.has_eligible) {
+    for (const auto& x : lists.eligible)
+      storage.eligible.emplace_back(storage.copies.emplace_back(x.begin(), x.end()));
+    lists.eligible = storage.eligible;
+  }
+}
+
+/// The checks shared by every selection path, made before anything is written: every score finite (eligible or
+/// not), and k ≤ the number of eligible entries, which is returned. One vectorisable pass.
+template <score_kind kind, class T>
+std::size_t check_scores_and_k(const top_k_lists<T>& lists, std::size_t k, const char* func) {
+  bool finite = true;
+  std::size_t n_eligible = 0;
+  for (std::size_t j = 0; j < lists.scores.size(); ++j) {
+    const T* s = lists.scores[j].data();
+    const std::size_t n = lists.scores[j].size();
+    if constexpr (ordered_key<T>::radix) {
+      using K = ordered_key<T>;
+      using U = typename K::type;
+      U bad = 0;
+      for (std::size_t i = 0; i < n; ++i) bad |= U(std::bit_cast<U>(s[i]) & ~K::sign) >= K::exponent;
+      finite = finite && bad == 0;
+    } else {
+      for (std::size_t i = 0; i < n; ++i) finite = finite && std::isfinite(s[i]);
+    }
+    if (const T* e = lists.eligible_of(j)) {
+      for (std::size_t i = 0; i < n; ++i) n_eligible += e[i] != T(0);
+    } else {
+      n_eligible += n;
+    }
+  }
+  if (!finite)
+    throw_not_finite<T>(lists.scores, func, kind == score_kind::magnitude ? "w" : "scores", lists.scores.size() != 1);
+  if (k > n_eligible) throw std::invalid_argument(k_message(func, k, n_eligible, lists.has_eligible));
+  return n_eligible;
+}
+
+/// k = 0 (keep none) or k = number of eligible entries (keep every eligible entry): no selection to make.
+template <class T>
+void keep_none_or_all_eligible(const top_k_lists<T>& lists, bool all) {
+  for (std::size_t j = 0; j < lists.masks.size(); ++j) {
+    const T* e = lists.eligible_of(j);
+    T* m = lists.masks[j].data();
+    for (std::size_t i = 0; i < lists.masks[j].size(); ++i) m[i] = (all && is_eligible(e, i)) ? T(1) : T(0);
+  }
+}
+
+/// The tie rule, in one place. With t the key of the `need`-th largest candidate: a key above t is kept, a key equal
+/// to t is kept while ties remain, the rest are dropped. Applied in order (tensor, then flat index), so the ties
+/// kept are those of lowest position.
+template <class U>
+struct threshold_rule {
+  U key;
+  std::size_t ties_left;
+
+  /// The rule selecting the `need` largest of `keys` (0 < need ≤ keys.size(); `keys` is reordered).
+  static threshold_rule of(std::vector<U>& keys, std::size_t need) {
+    std::nth_element(keys.begin(), keys.begin() + std::ptrdiff_t(need - 1), keys.end(), std::greater<U>());
+    const U t = keys[need - 1];
+    std::size_t above = 0;
+    for (std::size_t r = 0; r + 1 < need; ++r) above += keys[r] > t;  // the first need−1 are all ≥ t
+    return {t, need - above};
+  }
+
+  /// 1 if the next entry in order, of key `k`, is kept, else 0.
+  template <class T>
+  T keep(U k) noexcept {
+    if (k == key) [[unlikely]] {
+      const bool take = ties_left > 0;
+      ties_left -= take;
+      return take ? T(1) : T(0);
+    }
+    return k > key ? T(1) : T(0);
+  }
+};
+
+/// Entries left undecided by a bracketing pass, in order (tensor, then index): their keys and their mask entries.
+template <class T, class U>
+struct undecided_entries {
+  std::vector<U> keys;
+  std::vector<T*> masks;
+
+  void reserve(std::size_t n) {
+    keys.reserve(n);
+    masks.reserve(n);
+  }
+  void add(U key, T* mask) {
+    keys.push_back(key);
+    masks.push_back(mask);
+  }
+  /// Keeps the `need` largest of them (threshold_rule), writing 1 or 0 to each.
+  void keep_largest(std::size_t need) {
+    std::vector<U> work = keys;
+    threshold_rule<U> rule = threshold_rule<U>::of(work, need);
+    for (std::size_t c = 0; c < keys.size(); ++c) *masks[c] = rule.template keep<T>(keys[c]);
+  }
+};
+
 /// Below this total size the histogram (65 536 buckets) costs more than it saves; nth_element on keys is used.
 inline constexpr std::size_t radix_min_size = std::size_t(1) << 15;
 
-/// Threshold key t of the `need`-th largest of `keys` (reordered) and how many entries equal to t are kept, the
-/// first ones in order: keys > t are kept, and the first `ties_kept` keys equal to t.
+// The selection paths. Preconditions (check_scores_and_k, keep_none_or_all_eligible): finite scores,
+// 0 < k < n_eligible. Each writes 1 to the k selected entries and 0 to every other.
+
+/// Long double (no integer key): nth_element on the eligible positions ordered by (larger score, lower tensor,
+/// lower index).
+template <score_kind kind, class T>
+void select_by_position_order(const top_k_lists<T>& lists, std::size_t k, std::size_t n_eligible) {
+  struct entry {
+    T value;
+    std::size_t tensor, index;
+  };
+  std::vector<entry> entries;
+  entries.reserve(n_eligible);
+  for (std::size_t j = 0; j < lists.scores.size(); ++j) {
+    const T* e = lists.eligible_of(j);
+    for (std::size_t i = 0; i < lists.scores[j].size(); ++i)
+      if (is_eligible(e, i)) entries.push_back({score_value<kind>(lists.scores[j][i]), j, i});
+  }
+  for (const auto& m : lists.masks) std::fill(m.begin(), m.end(), T(0));
+  auto before = [](const entry& a, const entry& b) {
+    if (a.value != b.value) return a.value > b.value;
+    if (a.tensor != b.tensor) return a.tensor < b.tensor;
+    return a.index < b.index;
+  };
+  std::nth_element(entries.begin(), entries.begin() + std::ptrdiff_t(k - 1), entries.end(), before);
+  for (std::size_t r = 0; r < k; ++r) lists.masks[entries[r].tensor][entries[r].index] = T(1);
+}
+
+/// Small inputs: nth_element on the keys of the eligible entries gives the threshold; one pass writes the masks.
+template <score_kind kind, class T>
+void select_by_keys(const top_k_lists<T>& lists, std::size_t k, std::size_t n_eligible) {
+  using U = typename ordered_key<T>::type;
+  std::vector<U> keys;
+  if (!lists.has_eligible) {
+    keys.resize(lists.total);
+    std::size_t at = 0;
+    for (const auto& x : lists.scores) {
+      for (std::size_t i = 0; i < x.size(); ++i) keys[at + i] = score_key<kind>(x[i]);
+      at += x.size();
+    }
+  } else {
+    keys.reserve(n_eligible);
+    for (std::size_t j = 0; j < lists.scores.size(); ++j) {
+      const T* e = lists.eligible_of(j);
+      for (std::size_t i = 0; i < lists.scores[j].size(); ++i)
+        if (e[i] != T(0)) keys.push_back(score_key<kind>(lists.scores[j][i]));
+    }
+  }
+  threshold_rule<U> rule = threshold_rule<U>::of(keys, k);
+  for (std::size_t j = 0; j < lists.scores.size(); ++j) {
+    const T* x = lists.scores[j].data();
+    const T* e = lists.eligible_of(j);
+    T* m = lists.masks[j].data();
+    for (std::size_t i = 0; i < lists.scores[j].size(); ++i)
+      m[i] = is_eligible(e, i) ? rule.template keep<T>(score_key<kind>(x[i])) : T(0);
+  }
+}
+
+/// Keys in [lo, hi], the range that holds the k-th largest key with overwhelming probability.
 template <class U>
-struct key_threshold {
-  U key;
-  std::size_t ties_kept;
+struct key_bracket {
+  U lo, hi;
+  /// Whether `key` is in [lo, hi] (one unsigned comparison, so that the tests vectorise).
+  bool holds(U key) const noexcept { return U(key - lo) <= U(hi - lo); }
 };
 
-template <class U>
-key_threshold<U> find_key_threshold(std::vector<U>& keys, std::size_t need) {
-  std::nth_element(keys.begin(), keys.begin() + std::ptrdiff_t(need - 1), keys.end(), std::greater<U>());
-  const U t = keys[need - 1];
-  std::size_t above = 0;
-  for (std::size_t r = 0; r + 1 < need; ++r) above += keys[r] > t;  // the first need−1 are all ≥ t
-  return {t, need - above};
-}
-
-/// mask[i] = 1 where eligible and key > t_hi, else 0; counts those (`above`) and the eligible keys in
-/// [t_lo, t_hi] (`inside`). Written without branches so that the compiler vectorises it.
-template <score_kind kind, bool with_eligible, class T, class U>
-void bracket_pass(const T* x, const T* e, T* m, std::size_t n, U t_lo, U t_hi, std::size_t& above,
-                  std::size_t& inside) {
-  const U width = t_hi - t_lo;
-  std::size_t a = 0, b = 0;
-  for (std::size_t i = 0; i < n; ++i) {
-    U raw;
-    const U key = score_key<kind>(x[i], raw);
-    bool in = true;
-    if constexpr (with_eligible) in = e[i] != T(0);
-    const bool keep = in & (key > t_hi);
-    m[i] = keep ? T(1) : T(0);
-    a += keep;
-    b += in & (U(key - t_lo) <= width);
-  }
-  above += a;
-  inside += b;
-}
-
-/// Sampled bracket (Floyd & Rivest 1975, "Expected time bounds for selection"): the keys of a strided sample of
-/// the eligible entries give t_lo ≤ t_hi that bracket the k-th largest key with overwhelming probability (±4
-/// standard deviations of the sample quantile); one pass keeps keys > t_hi, drops keys < t_lo and collects the
-/// keys in [t_lo, t_hi] in order, among which nth_element finds the exact threshold. Returns false, with the masks
-/// in an unspecified state, if the bracket missed; the caller then runs the histogram selection.
-/// Preconditions (checked by the caller): finite scores, 0 < k < n_eligible.
+/// Floyd & Rivest 1975, "Expected time bounds for selection": the keys of a strided sample of the eligible entries
+/// (about 1/16 of the entries, at most 65 536) give a bracket of ±4 standard deviations of the sample quantile around
+/// the k-th largest key; it then holds about 8σ/s ≈ 1% of the entries. Nothing if the sample is too small to tell.
 template <score_kind kind, class T>
-bool select_top_k_sampled(std::span<const std::span<const T>> scores, std::size_t k,
-                          std::span<const std::span<T>> masks, std::span<const std::span<const T>> eligible,
-                          bool has_eligible, std::size_t total, std::size_t n_eligible) {
+std::optional<key_bracket<typename ordered_key<T>::type>> sample_bracket(const top_k_lists<T>& lists, std::size_t k,
+                                                                        std::size_t n_eligible) {
   using U = typename ordered_key<T>::type;
-  // About 1/16 of the entries, at most 65 536: the bracket then holds about 8σ/s ≈ 1% of the entries.
+  const auto& scores = lists.scores;
+  const std::size_t total = lists.total;
   const std::size_t target_sample = std::min<std::size_t>(65536, std::max<std::size_t>(1, total / 16));
   const std::size_t stride = std::max<std::size_t>(1, total / target_sample);
   std::vector<U> sample;
   sample.reserve(total / stride + 1);
-  {
-    std::size_t offset = 0;  // flat index of scores[j][0] in the concatenation
-    for (std::size_t j = 0; j < scores.size(); ++j) {
-      const std::size_t first = (offset + stride - 1) / stride * stride - offset;
-      for (std::size_t i = first; i < scores[j].size(); i += stride) {
-        if (!has_eligible || eligible[j][i] != T(0)) {
-          U raw;
-          sample.push_back(score_key<kind>(scores[j][i], raw));
-        }
-      }
-      offset += scores[j].size();
-    }
+  std::size_t offset = 0;  // flat index of scores[j][0] in the concatenation
+  for (std::size_t j = 0; j < scores.size(); ++j) {
+    const T* e = lists.eligible_of(j);
+    const std::size_t first = (offset + stride - 1) / stride * stride - offset;
+    for (std::size_t i = first; i < scores[j].size(); i += stride)
+      if (is_eligible(e, i)) sample.push_back(score_key<kind>(scores[j][i]));
+    offset += scores[j].size();
   }
   const std::size_t s = sample.size();
-  if (s < 1024) return false;
+  if (s < 1024) return std::nullopt;
   const double q = double(k) / double(n_eligible);
   const double rank = q * double(s);
   const double spread = 4.0 * std::sqrt(double(s) * q * (1.0 - q)) + 8.0;
   // Descending ranks (0 = largest) of the bracket's ends in the sample.
   const double rank_hi = rank - spread, rank_lo = rank + spread;
-  U t_hi = std::numeric_limits<U>::max(), t_lo = 0;
+  key_bracket<U> bracket{0, std::numeric_limits<U>::max()};
   if (rank_hi >= 0.0) {
     const auto r = std::ptrdiff_t(rank_hi);
     std::nth_element(sample.begin(), sample.begin() + r, sample.end(), std::greater<U>());
-    t_hi = sample[std::size_t(r)];
+    bracket.hi = sample[std::size_t(r)];
   }
   if (rank_lo < double(s - 1)) {
     const auto r = std::ptrdiff_t(rank_lo);
     std::nth_element(sample.begin(), sample.begin() + r, sample.end(), std::greater<U>());
-    t_lo = sample[std::size_t(r)];
+    bracket.lo = sample[std::size_t(r)];
   }
-  const U width = t_hi - t_lo;
+  return bracket;
+}
 
-  // Pass A (branch-free, vectorised): keys above the bracket kept, everything else 0; count both kinds.
-  std::size_t above = 0, inside = 0;
-  for (std::size_t j = 0; j < scores.size(); ++j) {
-    if (has_eligible) {
-      bracket_pass<kind, true>(scores[j].data(), eligible[j].data(), masks[j].data(), scores[j].size(), t_lo, t_hi,
-                               above, inside);
-    } else {
-      bracket_pass<kind, false>(scores[j].data(), static_cast<const T*>(nullptr), masks[j].data(), scores[j].size(), t_lo, t_hi, above,
-                                inside);
-    }
+/// mask[i] = 1 where eligible and key > bracket.hi, else 0; counts those (`above`) and the eligible keys inside
+/// the bracket (`inside`). Written without branches so that the compiler vectorises it.
+template <score_kind kind, bool with_eligible, class T, class U>
+void bracket_pass(const T* x, const T* e, T* m, std::size_t n, key_bracket<U> bracket, std::size_t& above,
+                  std::size_t& inside) {
+  std::size_t a = 0, b = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const U key = score_key<kind>(x[i]);
+    bool in = true;
+    if constexpr (with_eligible) in = e[i] != T(0);
+    const bool keep = in & (key > bracket.hi);
+    m[i] = keep ? T(1) : T(0);
+    a += keep;
+    b += in & bracket.holds(key);
   }
-  if (above > k || k > above + inside) return false;
-  const std::size_t need = k - above;
-  if (need == 0) return true;  // the entries inside the bracket are already 0
+  above += a;
+  inside += b;
+}
 
-  // Pass B: the entries inside the bracket, in order (tensor, then index).
-  std::vector<U> candidate_keys;
-  std::vector<T*> candidate_masks;
-  candidate_keys.reserve(inside);
-  candidate_masks.reserve(inside);
-  for (std::size_t j = 0; j < scores.size(); ++j) {
-    const T* x = scores[j].data();
-    T* m = masks[j].data();
-    const T* e = has_eligible ? eligible[j].data() : nullptr;
-    const std::size_t n = scores[j].size();
+/// The eligible entries inside the bracket, in order (tensor, then index).
+template <score_kind kind, class T, class U>
+void collect_inside(const top_k_lists<T>& lists, key_bracket<U> bracket, undecided_entries<T, U>& undecided) {
+  for (std::size_t j = 0; j < lists.scores.size(); ++j) {
+    const T* x = lists.scores[j].data();
+    T* m = lists.masks[j].data();
+    const T* e = lists.eligible_of(j);
+    const std::size_t n = lists.scores[j].size();
     // Full blocks of 32 are tested at once (vectorised); only the few with an entry inside are walked.
     constexpr std::size_t block = 32;
     for (std::size_t i = 0; i < n; i += block) {
       const std::size_t end = std::min(n, i + block);
       if (end - i == block) {
         unsigned hits = 0;
-        for (std::size_t t = 0; t < block; ++t) {
-          U raw;
-          hits |= unsigned(U(score_key<kind>(x[i + t], raw) - t_lo) <= width);
-        }
+        for (std::size_t t = 0; t < block; ++t) hits |= unsigned(bracket.holds(score_key<kind>(x[i + t])));
         if (hits == 0) continue;
       }
       for (std::size_t t = i; t < end; ++t) {
-        U raw;
-        const U key = score_key<kind>(x[t], raw);
-        if (U(key - t_lo) <= width && (!e || e[t] != T(0))) {
-          candidate_keys.push_back(key);
-          candidate_masks.push_back(m + t);
-        }
+        const U key = score_key<kind>(x[t]);
+        if (bracket.holds(key) && is_eligible(e, t)) undecided.add(key, m + t);
       }
     }
   }
-  std::vector<U> keys = candidate_keys;
-  const key_threshold<U> th = find_key_threshold(keys, need);
-  std::size_t ties_left = th.ties_kept;
-  for (std::size_t c = 0; c < candidate_keys.size(); ++c) {
-    const U key = candidate_keys[c];
-    bool keep = key > th.key;
-    if (!keep && key == th.key && ties_left > 0) {
-      --ties_left;
-      keep = true;
+}
+
+/// Large inputs: one branch-free pass keeps the keys above a sampled bracket and drops the others, a second
+/// collects the few inside it, among which nth_element finds the exact threshold. Returns false, with the masks in
+/// an unspecified state, if the bracket missed; the caller then runs the histogram selection.
+template <score_kind kind, class T>
+bool select_by_sampled_bracket(const top_k_lists<T>& lists, std::size_t k, std::size_t n_eligible) {
+  using U = typename ordered_key<T>::type;
+  const auto bracket = sample_bracket<kind>(lists, k, n_eligible);
+  if (!bracket) return false;
+  std::size_t above = 0, inside = 0;
+  for (std::size_t j = 0; j < lists.scores.size(); ++j) {
+    const T* x = lists.scores[j].data();
+    T* m = lists.masks[j].data();
+    const std::size_t n = lists.scores[j].size();
+    if (lists.has_eligible) {
+      bracket_pass<kind, true>(x, lists.eligible[j].data(), m, n, *bracket, above, inside);
+    } else {
+      bracket_pass<kind, false>(x, static_cast<const T*>(nullptr), m, n, *bracket, above, inside);
     }
-    *candidate_masks[c] = keep ? T(1) : T(0);
   }
+  if (above > k || k > above + inside) return false;
+  const std::size_t need = k - above;
+  if (need == 0) return true;  // the entries inside the bracket are already 0
+  undecided_entries<T, U> undecided;
+  undecided.reserve(inside);
+  collect_inside<kind>(lists, *bracket, undecided);
+  undecided.keep_largest(need);
   return true;
 }
 
-/// The selection shared by all top-k entry points. Writes 1 to the k selected entries and 0 elsewhere.
+/// Exact fallback when the sampled bracket missed (adversarial or heavily tied data): a histogram of the high 16
+/// bits of the eligible keys locates the bucket of the k-th largest key; higher buckets are kept, lower ones
+/// dropped, and the bucket itself is kept whole or resolved exactly.
+template <score_kind kind, class T>
+void select_by_histogram(const top_k_lists<T>& lists, std::size_t k) {
+  using K = ordered_key<T>;
+  using U = typename K::type;
+  const auto& scores = lists.scores;
+  constexpr int shift = K::bits - 16;
+  std::vector<std::uint32_t> histogram(std::size_t(1) << 16, 0);
+  for (std::size_t j = 0; j < scores.size(); ++j) {
+    const T* s = scores[j].data();
+    const std::size_t n = scores[j].size();
+    if (const T* e = lists.eligible_of(j)) {
+      for (std::size_t i = 0; i < n; ++i) histogram[std::size_t(score_key<kind>(s[i]) >> shift)] += e[i] != T(0);
+    } else {
+      for (std::size_t i = 0; i < n; ++i) ++histogram[std::size_t(score_key<kind>(s[i]) >> shift)];
+    }
+  }
+
+  // The bucket b holding the k-th largest key; `above` entries lie in higher buckets.
+  std::size_t b = histogram.size() - 1, above = 0;
+  while (above + histogram[b] < k) above += histogram[b--];
+  const std::size_t need = k - above;  // 1 ≤ need ≤ histogram[b]
+  const bool whole_bucket = need == histogram[b];
+
+  // Higher buckets kept, lower ones dropped; bucket b is kept whole, or its entries are collected (in order: tensor,
+  // then index) to be resolved exactly.
+  undecided_entries<T, U> undecided;
+  if (!whole_bucket) undecided.reserve(histogram[b]);
+  const U bucket = U(b);
+  for (std::size_t j = 0; j < scores.size(); ++j) {
+    const T* s = scores[j].data();
+    T* m = lists.masks[j].data();
+    const std::size_t n = scores[j].size();
+    const T* e = lists.eligible_of(j);
+    if (whole_bucket) {
+      for (std::size_t i = 0; i < n; ++i) {
+        const bool keep = (score_key<kind>(s[i]) >> shift) >= bucket;
+        m[i] = (keep && is_eligible(e, i)) ? T(1) : T(0);
+      }
+    } else {
+      for (std::size_t i = 0; i < n; ++i) {
+        const U key = score_key<kind>(s[i]);
+        const U high = key >> shift;
+        const bool in = is_eligible(e, i);
+        m[i] = (in && high > bucket) ? T(1) : T(0);
+        if (high == bucket && in) [[unlikely]] undecided.add(key, m + i);
+      }
+    }
+  }
+  if (!whole_bucket) undecided.keep_largest(need);
+}
+
+/// The selection shared by all top-k entry points: checks, then the path for the type and size. Writes 1 to the k
+/// selected entries and 0 elsewhere; bad input throws before anything is written.
 template <score_kind kind, class T>
 void select_top_k(std::span<const std::span<const T>> scores, std::size_t k, std::span<const std::span<T>> masks,
                   std::span<const std::span<const T>> eligible, bool has_eligible, const char* func) {
   check_top_k_lists<T>(scores, masks, eligible, has_eligible, func);
-  // Masks may share storage with the scores or the eligibility (shrinking a mask in place): the inputs are then
-  // read from private copies, since the masks are written before the selection is final.
-  std::vector<std::vector<T>> copies;
-  std::vector<std::span<const T>> copied_scores, copied_eligible;
-  if (any_overlap<T>(masks, scores) || (has_eligible && any_overlap<T>(masks, eligible))) {
-    for (const auto& x : scores) copied_scores.emplace_back(copies.emplace_back(x.begin(), x.end()));
-    scores = copied_scores;
-    if (has_eligible) {
-      for (const auto& x : eligible) copied_eligible.emplace_back(copies.emplace_back(x.begin(), x.end()));
-      eligible = copied_eligible;
-    }
-  }
-  const bool list = scores.size() != 1;
-  const char* arg = kind == score_kind::magnitude ? "w" : "scores";
-  std::size_t total = 0;
-  for (const auto& s : scores) total += s.size();
-  auto is_eligible = [&](std::size_t j, std::size_t i) { return !has_eligible || eligible[j][i] != T(0); };
-
+  top_k_lists<T> lists{scores, masks, eligible, has_eligible, 0};
+  for (const auto& s : scores) lists.total += s.size();
+  detached_inputs<T> copies;
+  detach_inputs_from_masks(lists, copies);
+  const std::size_t n_eligible = check_scores_and_k<kind>(lists, k, func);
+  if (k == 0 || k == n_eligible) return keep_none_or_all_eligible(lists, k > 0);
   if constexpr (!ordered_key<T>::radix) {
-    // Generic path: positions ordered by (larger score, lower tensor, lower index), nth_element on them.
-    struct entry {
-      T value;
-      std::size_t tensor, index;
-    };
-    std::vector<entry> entries;
-    entries.reserve(total);
-    for (std::size_t j = 0; j < scores.size(); ++j) {
-      for (std::size_t i = 0; i < scores[j].size(); ++i) {
-        if (!std::isfinite(scores[j][i])) throw_not_finite<T>(scores, func, arg, list);
-        if (is_eligible(j, i)) entries.push_back({score_value<kind>(scores[j][i]), j, i});
-      }
-    }
-    if (k > entries.size()) throw std::invalid_argument(k_message(func, k, entries.size(), has_eligible));
-    for (const auto& m : masks) std::fill(m.begin(), m.end(), T(0));
-    if (k == 0) return;
-    auto before = [](const entry& a, const entry& b) {
-      if (a.value != b.value) return a.value > b.value;
-      if (a.tensor != b.tensor) return a.tensor < b.tensor;
-      return a.index < b.index;
-    };
-    std::nth_element(entries.begin(), entries.begin() + std::ptrdiff_t(k - 1), entries.end(), before);
-    for (std::size_t r = 0; r < k; ++r) masks[entries[r].tensor][entries[r].index] = T(1);
-  } else {
-    using K = ordered_key<T>;
-    using U = typename K::type;
-
-    using threshold = key_threshold<U>;
-    auto find_threshold = [](std::vector<U>& keys, std::size_t need) { return find_key_threshold(keys, need); };
-    // Final pass over one entry: key > t kept; key == t kept while ties remain.
-    auto write_final = [](U key, const threshold& th, std::size_t& ties_left) {
-      if (key > th.key) return T(1);
-      if (key == th.key && ties_left > 0) {
-        --ties_left;
-        return T(1);
-      }
-      return T(0);
-    };
-
-    if (total < radix_min_size || total > std::numeric_limits<std::uint32_t>::max()) {
-      std::vector<U> keys;
-      U bad = 0;
-      if (!has_eligible) {
-        keys.resize(total);
-        std::size_t at = 0;
-        for (const auto& x : scores) {
-          for (std::size_t i = 0; i < x.size(); ++i) {
-            U raw;
-            keys[at + i] = score_key<kind>(x[i], raw);
-            bad |= U(raw >= K::exponent);
-          }
-          at += x.size();
-        }
-      } else {
-        keys.reserve(total);
-        for (std::size_t j = 0; j < scores.size(); ++j) {
-          for (std::size_t i = 0; i < scores[j].size(); ++i) {
-            U raw;
-            const U key = score_key<kind>(scores[j][i], raw);
-            bad |= U(raw >= K::exponent);
-            if (eligible[j][i] != T(0)) keys.push_back(key);
-          }
-        }
-      }
-      if (bad) throw_not_finite<T>(scores, func, arg, list);
-      if (k > keys.size()) throw std::invalid_argument(k_message(func, k, keys.size(), has_eligible));
-      if (k == 0) {
-        for (const auto& m : masks) std::fill(m.begin(), m.end(), T(0));
-        return;
-      }
-      const threshold th = find_threshold(keys, k);
-      std::size_t ties_left = th.ties_kept;
-      for (std::size_t j = 0; j < scores.size(); ++j) {
-        const T* x = scores[j].data();
-        const T* e = has_eligible ? eligible[j].data() : nullptr;
-        T* m = masks[j].data();
-        for (std::size_t i = 0; i < scores[j].size(); ++i) {
-          U raw;
-          const U key = score_key<kind>(x[i], raw);
-          const bool in = !e || e[i] != T(0);
-          if (key == th.key && in) [[unlikely]] {
-            m[i] = ties_left > 0 ? T(1) : T(0);
-            ties_left -= ties_left > 0;
-          } else {
-            m[i] = (in && key > th.key) ? T(1) : T(0);
-          }
-        }
-      }
-      return;
-    }
-
-    // Validation first, so that bad input leaves the masks untouched: finiteness and the number of eligible
-    // entries, in one vectorisable pass.
-    {
-      U bad = 0;
-      std::size_t n_eligible = 0;
-      for (std::size_t j = 0; j < scores.size(); ++j) {
-        const T* s = scores[j].data();
-        const std::size_t n = scores[j].size();
-        for (std::size_t i = 0; i < n; ++i) bad |= U(std::bit_cast<U>(s[i]) & ~K::sign) >= K::exponent;
-        if (has_eligible) {
-          const T* e = eligible[j].data();
-          for (std::size_t i = 0; i < n; ++i) n_eligible += e[i] != T(0);
-        } else {
-          n_eligible += n;
-        }
-      }
-      if (bad) throw_not_finite<T>(scores, func, arg, list);
-      if (k > n_eligible) throw std::invalid_argument(k_message(func, k, n_eligible, has_eligible));
-      if (k == 0 || k == n_eligible) {
-        for (std::size_t j = 0; j < scores.size(); ++j) {
-          for (std::size_t i = 0; i < scores[j].size(); ++i) masks[j][i] = (k > 0 && is_eligible(j, i)) ? T(1) : T(0);
-        }
-        return;
-      }
-      if (select_top_k_sampled<kind, T>(scores, k, masks, eligible, has_eligible, total, n_eligible)) return;
-    }
-
-    // Fallback when the sampled bracket missed (adversarial or heavily tied data): exact histogram selection.
-    // Pass 1: histogram of the high 16 bits of the keys of eligible entries, and the finiteness check.
-    constexpr int shift = K::bits - 16;
-    std::vector<std::uint32_t> histogram(std::size_t(1) << 16, 0);
-    U bad = 0;
-    std::size_t n_eligible = 0;
-    for (std::size_t j = 0; j < scores.size(); ++j) {
-      const T* s = scores[j].data();
-      const std::size_t n = scores[j].size();
-      if (!has_eligible) {
-        for (std::size_t i = 0; i < n; ++i) {
-          U raw;
-          const U key = score_key<kind>(s[i], raw);
-          bad |= (raw >= K::exponent);
-          ++histogram[std::size_t(key >> shift)];
-        }
-        n_eligible += n;
-      } else {
-        const T* e = eligible[j].data();
-        for (std::size_t i = 0; i < n; ++i) {
-          U raw;
-          const U key = score_key<kind>(s[i], raw);
-          bad |= (raw >= K::exponent);
-          const bool in = e[i] != T(0);
-          histogram[std::size_t(key >> shift)] += in;
-          n_eligible += in;
-        }
-      }
-    }
-    if (bad) throw_not_finite<T>(scores, func, arg, list);
-    if (k > n_eligible) throw std::invalid_argument(k_message(func, k, n_eligible, has_eligible));
-    if (k == 0) {
-      for (const auto& m : masks) std::fill(m.begin(), m.end(), T(0));
-      return;
-    }
-
-    // The bucket b holding the k-th largest key; `above` entries lie in higher buckets.
-    std::size_t b = histogram.size() - 1, above = 0;
-    while (above + histogram[b] < k) above += histogram[b--];
-    const std::size_t need = k - above;  // 1 ≤ need ≤ histogram[b]
-    const bool whole_bucket = need == histogram[b];
-
-    // Pass 2: higher buckets kept, lower ones dropped; bucket b is kept whole, or its entries are collected
-    // (in order: tensor, then index) to be resolved exactly.
-    std::vector<U> candidate_keys;
-    std::vector<T*> candidate_masks;
-    if (!whole_bucket) {
-      candidate_keys.reserve(histogram[b]);
-      candidate_masks.reserve(histogram[b]);
-    }
-    const U bucket = U(b);
-    for (std::size_t j = 0; j < scores.size(); ++j) {
-      const T* s = scores[j].data();
-      T* m = masks[j].data();
-      const std::size_t n = scores[j].size();
-      const T* e = has_eligible ? eligible[j].data() : nullptr;
-      if (whole_bucket) {
-        for (std::size_t i = 0; i < n; ++i) {
-          U raw;
-          const bool keep = (score_key<kind>(s[i], raw) >> shift) >= bucket;
-          m[i] = (keep && (!e || e[i] != T(0))) ? T(1) : T(0);
-        }
-      } else {
-        for (std::size_t i = 0; i < n; ++i) {
-          U raw;
-          const U key = score_key<kind>(s[i], raw);
-          const U high = key >> shift;
-          const bool in = !e || e[i] != T(0);
-          m[i] = (in && high > bucket) ? T(1) : T(0);
-          if (high == bucket && in) [[unlikely]] {
-            candidate_keys.push_back(key);
-            candidate_masks.push_back(m + i);
-          }
-        }
-      }
-    }
-    if (whole_bucket) return;
-
-    std::vector<U> keys = candidate_keys;
-    const threshold th = find_threshold(keys, need);
-    std::size_t ties_left = th.ties_kept;
-    for (std::size_t c = 0; c < candidate_keys.size(); ++c) {
-      *candidate_masks[c] = write_final(candidate_keys[c], th, ties_left);
-    }
+    select_by_position_order<kind>(lists, k, n_eligible);
+  } else if (lists.total < radix_min_size || lists.total > std::numeric_limits<std::uint32_t>::max()) {
+    select_by_keys<kind>(lists, k, n_eligible);
+  } else if (!select_by_sampled_bracket<kind>(lists, k, n_eligible)) {
+    select_by_histogram<kind>(lists, k);
   }
 }
 

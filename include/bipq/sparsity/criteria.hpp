@@ -11,12 +11,8 @@
 //   P1 Bill Gates   ∀i ∃β > 0 ∀α > 0: S(…, c_i + β + α, …) > S(…, c_i + β, …)
 //   P2 Babies       S(c‖0) > S(c)
 //
-// A random check cannot prove a property; it can refute one. Each trial draws c (size in [min_size, max_size];
-// uniform, half-normal, heavy-tailed Pareto(1.5), or sparse with 70% zeros) and the criterion's free parameters.
-// "=" holds if |S₁ − S₀| ≤ equality_tolerance·max(1, |S₀|); "<" needs S₀ − S₁ > strict_margin·max(1, |S₀|), so that
-// a measure that does not move at all (up to rounding) fails a strict criterion. P1 takes β = 10(‖c‖₁ + 1) and
-// α ∈ {β/2, β, 2β, …, 64β}, and requires S to increase at every step; its c has a non-zero entry besides c_i
-// (else c_i + β is one-hot, the sparsest vector there is, and no bounded measure can increase).
+// check_sparsity_criterion() checks a measure on random vectors: it can refute a criterion, never prove it. The
+// trials, tolerances and the choice of P1's β: docs/measures.md, "Which measure satisfies which criterion".
 
 #include <algorithm>
 #include <array>

@@ -12,20 +12,8 @@
 // during iterative pruning); several tensors concatenated (global); one value per tensor; one value per output
 // neuron / filter (row of the tensor seen row-major as [rows, size/rows]).
 //
-// Numerics. Only the ratio ‖w‖_p/‖w‖_q matters, so w may be scaled by any s > 0: the sums are accumulated as
-// S_e = Σ (s|w_i|)^e with s = 1/max|w|, so that every term lies in [0, 1] and q = 8 on weights of 1e30 or 1e-30
-// neither overflows nor underflows. On the fast paths below the scale is skipped (s = 1) when it provably changes
-// nothing: in one pass the sums are accumulated unscaled in double together with max|w|, and if max|w|^q is in
-// double's normal range with a wide margin and the sums are finite the result is exact to rounding; otherwise
-// (double weights beyond ~1e±150) a second, scaled pass runs. With float weights the one pass always suffices.
-// Other pairs are always scaled (a max pass, then the powers). The value is then formed in log space,
-//   I = −expm1( (1/q − 1/p) ln d + ln(S_p)/p − ln(S_q)/q ),
-// which keeps full relative accuracy near I = 0.
-// Fast paths: (p, q) = (0.5, 1) uses a square root instead of pow (for float weights, the correctly rounded float
-// square root, whose relative error 2^-24 is that of the weights themselves), and (1, 2) a product; both run as
-// one vectorised pass (std::experimental::simd when the standard library has it). Other pairs compute max|w| in a
-// vectorised first pass, then the powers in a vectorised scaled pass (integer exponents by repeated products,
-// others lane by lane with std::pow).
+// Accumulated in double over |w|/max|w| when scaling matters (no overflow or underflow for large q or tiny weights),
+// in one vectorised pass for (0.5, 1) and (1, 2), combined in log space: docs/measures.md, "Numerics and speed".
 
 #include <algorithm>
 #include <cmath>
@@ -501,6 +489,15 @@ template <class T, class MT>
 struct counted_view {
   std::span<const T> x;
   const MT* mask = nullptr;
+
+  /// Entries [offset, offset + len) with their mask.
+  counted_view slice(std::size_t offset, std::size_t len) const {
+    if constexpr (std::is_void_v<MT>) {
+      return {x.subspan(offset, len), nullptr};
+    } else {
+      return {x.subspan(offset, len), mask + offset};
+    }
+  }
 };
 
 /// Sums over several tensors (global scope): one unscaled pass; a second, scaled pass if needed. Errors name the
@@ -549,140 +546,155 @@ std::span<const scalar_of_t<W>> const_span(const W& w) {
   return as_span(w);
 }
 
+/// Stands for "no mask" where the masked functions take a mask (or a range of masks): every entry counts. The
+/// passes are then instantiated with no mask type (MT = void), so the unmasked path has no mask loads or tests.
+struct all_entries {};
+
+/// The scalar type of a mask (of each mask of a range, if `range`); void for all_entries (no mask).
+template <class M, bool range>
+auto mask_scalar_of() {
+  if constexpr (std::is_same_v<M, all_entries>) {
+    return std::type_identity<void>{};
+  } else if constexpr (range) {
+    return std::type_identity<range_scalar_t<M>>{};
+  } else {
+    return std::type_identity<scalar_of_t<M>>{};
+  }
+}
+template <class M>
+using mask_scalar_t = typename decltype(mask_scalar_of<M, false>())::type;
+template <class MaskRange>
+using range_mask_scalar_t = typename decltype(mask_scalar_of<MaskRange, true>())::type;
+
+/// `x` with the entries `mask` counts; throws "<func>(): <mask_name> has size .., expected .." on a size mismatch.
+template <class T, class M>
+counted_view<T, mask_scalar_t<M>> counted(std::span<const T> x, const M& mask, const char* func,
+                                          const char* mask_name) {
+  if constexpr (std::is_same_v<M, all_entries>) {
+    return {x, nullptr};
+  } else {
+    const auto m = const_span(mask);
+    require_size(m.size(), x.size(), func, mask_name);
+    return {x, m.data()};
+  }
+}
+
+/// Calls visit(view, j) for the j-th tensor of `ws` with its mask (the j-th of `masks`, or all_entries), in order.
+/// Throws "<func>(): masks has fewer/more tensors than ws" when the ranges differ in length.
+template <class T, class Range, class MaskRange, class Visit>
+void for_each_counted(const Range& ws, const MaskRange& masks, const char* func, Visit&& visit) {
+  std::size_t j = 0;
+  if constexpr (std::is_same_v<MaskRange, all_entries>) {
+    for (const auto& w : ws) visit(counted<T>(const_span(w), masks, func, "masks"), j++);
+  } else {
+    auto mask_it = std::ranges::begin(masks);
+    const auto mask_end = std::ranges::end(masks);
+    for (const auto& w : ws) {
+      if (mask_it == mask_end) throw std::invalid_argument(std::string(func) + "(): masks has fewer tensors than ws");
+      visit(counted<T>(const_span(w), *mask_it, func, "masks"), j++);
+      ++mask_it;
+    }
+    if (mask_it != mask_end) throw std::invalid_argument(std::string(func) + "(): masks has more tensors than ws");
+  }
+}
+
+template <class T, class MT>
+double pq_index_of_view(const counted_view<T, MT>& view, double p, double q, const char* func,
+                        argument_name arg = {}) {
+  const auto s = sums_over<T, MT>(std::span(&view, 1), p, q, func, arg);
+  return pq_from_sums(s.sum_p, s.sum_q, s.count, p, q);
+}
+
+// One implementation per scope; `mask` / `masks` is all_entries for the unmasked overloads.
+
+template <class W, class M>
+double pq_index_of(const W& w, const M& mask, double p, double q) {
+  validate_pq(p, q, "pq_index");
+  return pq_index_of_view(counted(const_span(w), mask, "pq_index", "mask"), p, q, "pq_index");
+}
+
+template <class Range, class MaskRange>
+double pq_index_global_of(const Range& ws, const MaskRange& masks, double p, double q) {
+  constexpr const char* func = "pq_index_global";
+  validate_pq(p, q, func);
+  using T = range_scalar_t<Range>;
+  using MT = range_mask_scalar_t<MaskRange>;
+  std::vector<counted_view<T, MT>> views;
+  for_each_counted<T>(ws, masks, func, [&](const counted_view<T, MT>& v, std::size_t) { views.push_back(v); });
+  const auto s = sums_over<T, MT>(std::span<const counted_view<T, MT>>(views), p, q, func,
+                                  {"ws", argument_name::kind::tensor});
+  return pq_from_sums(s.sum_p, s.sum_q, s.count, p, q);
+}
+
+template <class Range, class MaskRange>
+std::vector<double> pq_index_per_tensor_of(const Range& ws, const MaskRange& masks, double p, double q) {
+  constexpr const char* func = "pq_index_per_tensor";
+  validate_pq(p, q, func);
+  using T = range_scalar_t<Range>;
+  using MT = range_mask_scalar_t<MaskRange>;
+  std::vector<double> out;
+  for_each_counted<T>(ws, masks, func, [&](const counted_view<T, MT>& v, std::size_t j) {
+    out.push_back(pq_index_of_view(v, p, q, func, {"ws", argument_name::kind::tensor, j}));
+  });
+  return out;
+}
+
+template <class W, class M>
+std::vector<double> pq_index_per_neuron_of(const W& w, const M& mask, std::size_t rows, double p, double q) {
+  constexpr const char* func = "pq_index_per_neuron";
+  validate_pq(p, q, func);
+  const auto whole = counted(const_span(w), mask, func, "mask");
+  if (rows == 0 || whole.x.size() % rows != 0)
+    throw std::invalid_argument("pq_index_per_neuron(): rows must be > 0 and divide w.size() (" +
+                                std::to_string(whole.x.size()) + ")");
+  const std::size_t cols = whole.x.size() / rows;
+  std::vector<double> out(rows);
+  for (std::size_t r = 0; r < rows; ++r)
+    out[r] = pq_index_of_view(whole.slice(r * cols, cols), p, q, func, {"w", argument_name::kind::row, r});
+  return out;
+}
+
 }  // namespace detail
 // ---------------------------------------------------------------------------------------------------------------
 
 template <flat_tensor W>
 double pq_index(const W& w, double p, double q) {
-  detail::validate_pq(p, q, "pq_index");
-  using T = scalar_of_t<W>;
-  const detail::counted_view<T, void> view{detail::const_span(w), nullptr};
-  const auto s = detail::sums_over<T, void>(std::span(&view, 1), p, q, "pq_index");
-  return detail::pq_from_sums(s.sum_p, s.sum_q, s.count, p, q);
+  return detail::pq_index_of(w, detail::all_entries{}, p, q);
 }
 
 template <flat_tensor W, flat_tensor M>
 double pq_index(const W& w, const M& mask, double p, double q) {
-  detail::validate_pq(p, q, "pq_index");
-  using T = scalar_of_t<W>;
-  using MT = scalar_of_t<M>;
-  const auto x = detail::const_span(w);
-  const auto m = detail::const_span(mask);
-  detail::require_size(m.size(), x.size(), "pq_index", "mask");
-  const detail::counted_view<T, MT> view{x, m.data()};
-  const auto s = detail::sums_over<T, MT>(std::span(&view, 1), p, q, "pq_index");
-  return detail::pq_from_sums(s.sum_p, s.sum_q, s.count, p, q);
+  return detail::pq_index_of(w, mask, p, q);
 }
 
 template <flat_tensor_range Range>
 double pq_index_global(const Range& ws, double p, double q) {
-  detail::validate_pq(p, q, "pq_index_global");
-  using T = detail::range_scalar_t<Range>;
-  std::vector<detail::counted_view<T, void>> views;
-  for (const auto& w : ws) views.push_back({detail::const_span(w), nullptr});
-  const auto s = detail::sums_over<T, void>(std::span<const detail::counted_view<T, void>>(views), p, q,
-                                            "pq_index_global", {"ws", detail::argument_name::kind::tensor});
-  return detail::pq_from_sums(s.sum_p, s.sum_q, s.count, p, q);
+  return detail::pq_index_global_of(ws, detail::all_entries{}, p, q);
 }
 
 template <flat_tensor_range Range, flat_tensor_range MaskRange>
 double pq_index_global(const Range& ws, const MaskRange& masks, double p, double q) {
-  detail::validate_pq(p, q, "pq_index_global");
-  using T = detail::range_scalar_t<Range>;
-  using MT = detail::range_scalar_t<MaskRange>;
-  std::vector<detail::counted_view<T, MT>> views;
-  auto mask_it = std::ranges::begin(masks);
-  const auto mask_end = std::ranges::end(masks);
-  for (const auto& w : ws) {
-    if (mask_it == mask_end) throw std::invalid_argument("pq_index_global(): masks has fewer tensors than ws");
-    const auto x = detail::const_span(w);
-    const auto m = detail::const_span(*mask_it);
-    detail::require_size(m.size(), x.size(), "pq_index_global", "masks");
-    views.push_back({x, m.data()});
-    ++mask_it;
-  }
-  if (mask_it != mask_end) throw std::invalid_argument("pq_index_global(): masks has more tensors than ws");
-  const auto s = detail::sums_over<T, MT>(std::span<const detail::counted_view<T, MT>>(views), p, q,
-                                          "pq_index_global", {"ws", detail::argument_name::kind::tensor});
-  return detail::pq_from_sums(s.sum_p, s.sum_q, s.count, p, q);
+  return detail::pq_index_global_of(ws, masks, p, q);
 }
 
 template <flat_tensor_range Range>
 std::vector<double> pq_index_per_tensor(const Range& ws, double p, double q) {
-  detail::validate_pq(p, q, "pq_index_per_tensor");
-  using T = detail::range_scalar_t<Range>;
-  std::vector<double> out;
-  for (const auto& w : ws) {
-    const detail::counted_view<T, void> view{detail::const_span(w), nullptr};
-    const auto s = detail::sums_over<T, void>(std::span(&view, 1), p, q, "pq_index_per_tensor",
-                                              {"ws", detail::argument_name::kind::tensor, out.size()});
-    out.push_back(detail::pq_from_sums(s.sum_p, s.sum_q, s.count, p, q));
-  }
-  return out;
+  return detail::pq_index_per_tensor_of(ws, detail::all_entries{}, p, q);
 }
 
 template <flat_tensor_range Range, flat_tensor_range MaskRange>
 std::vector<double> pq_index_per_tensor(const Range& ws, const MaskRange& masks, double p, double q) {
-  detail::validate_pq(p, q, "pq_index_per_tensor");
-  using T = detail::range_scalar_t<Range>;
-  using MT = detail::range_scalar_t<MaskRange>;
-  std::vector<double> out;
-  auto mask_it = std::ranges::begin(masks);
-  const auto mask_end = std::ranges::end(masks);
-  for (const auto& w : ws) {
-    if (mask_it == mask_end) throw std::invalid_argument("pq_index_per_tensor(): masks has fewer tensors than ws");
-    const auto x = detail::const_span(w);
-    const auto m = detail::const_span(*mask_it);
-    detail::require_size(m.size(), x.size(), "pq_index_per_tensor", "masks");
-    const detail::counted_view<T, MT> view{x, m.data()};
-    const auto s = detail::sums_over<T, MT>(std::span(&view, 1), p, q, "pq_index_per_tensor",
-                                            {"ws", detail::argument_name::kind::tensor, out.size()});
-    out.push_back(detail::pq_from_sums(s.sum_p, s.sum_q, s.count, p, q));
-    ++mask_it;
-  }
-  if (mask_it != mask_end) throw std::invalid_argument("pq_index_per_tensor(): masks has more tensors than ws");
-  return out;
+  return detail::pq_index_per_tensor_of(ws, masks, p, q);
 }
 
 template <flat_tensor W>
 std::vector<double> pq_index_per_neuron(const W& w, std::size_t rows, double p, double q) {
-  detail::validate_pq(p, q, "pq_index_per_neuron");
-  using T = scalar_of_t<W>;
-  const auto x = detail::const_span(w);
-  if (rows == 0 || x.size() % rows != 0)
-    throw std::invalid_argument("pq_index_per_neuron(): rows must be > 0 and divide w.size() (" +
-                                std::to_string(x.size()) + ")");
-  const std::size_t cols = x.size() / rows;
-  std::vector<double> out(rows);
-  for (std::size_t r = 0; r < rows; ++r) {
-    const detail::counted_view<T, void> view{x.subspan(r * cols, cols), nullptr};
-    const auto s = detail::sums_over<T, void>(std::span(&view, 1), p, q, "pq_index_per_neuron",
-                                            {"w", detail::argument_name::kind::row, r});
-    out[r] = detail::pq_from_sums(s.sum_p, s.sum_q, s.count, p, q);
-  }
-  return out;
+  return detail::pq_index_per_neuron_of(w, detail::all_entries{}, rows, p, q);
 }
 
 template <flat_tensor W, flat_tensor M>
 std::vector<double> pq_index_per_neuron(const W& w, const M& mask, std::size_t rows, double p, double q) {
-  detail::validate_pq(p, q, "pq_index_per_neuron");
-  using T = scalar_of_t<W>;
-  using MT = scalar_of_t<M>;
-  const auto x = detail::const_span(w);
-  const auto m = detail::const_span(mask);
-  detail::require_size(m.size(), x.size(), "pq_index_per_neuron", "mask");
-  if (rows == 0 || x.size() % rows != 0)
-    throw std::invalid_argument("pq_index_per_neuron(): rows must be > 0 and divide w.size() (" +
-                                std::to_string(x.size()) + ")");
-  const std::size_t cols = x.size() / rows;
-  std::vector<double> out(rows);
-  for (std::size_t r = 0; r < rows; ++r) {
-    const detail::counted_view<T, MT> view{x.subspan(r * cols, cols), m.data() + r * cols};
-    const auto s = detail::sums_over<T, MT>(std::span(&view, 1), p, q, "pq_index_per_neuron",
-                                            {"w", detail::argument_name::kind::row, r});
-    out[r] = detail::pq_from_sums(s.sum_p, s.sum_q, s.count, p, q);
-  }
-  return out;
+  return detail::pq_index_per_neuron_of(w, mask, rows, p, q);
 }
 
 inline double pq_index_upper_bound(std::size_t d, double p, double q) {
