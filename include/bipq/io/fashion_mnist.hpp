@@ -56,7 +56,8 @@ struct image_dataset {
 inline image_dataset head(const image_dataset& d, std::size_t n) {
   n = std::min(n, d.size());
   image_dataset h;
-  h.images.assign(d.images.begin(), d.images.begin() + static_cast<std::ptrdiff_t>(n * d.sample_size()));
+  const std::size_t values = std::min(n * d.sample_size(), d.images.size());
+  h.images.assign(d.images.begin(), d.images.begin() + static_cast<std::ptrdiff_t>(values));
   h.labels.assign(d.labels.begin(), d.labels.begin() + static_cast<std::ptrdiff_t>(n));
   h.channels = d.channels;
   h.height = d.height;

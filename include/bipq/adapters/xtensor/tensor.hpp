@@ -6,7 +6,7 @@
 
 #include <type_traits>
 
-#if __has_include(<xtensor/containers/xcontainer.hpp>)  // xtensor ≥ 0.26 moved its headers into subfolders
+#if __has_include(<xtensor/containers/xcontainer.hpp>)  // newer xtensor keeps its headers in subfolders
 #include <xtensor/containers/xcontainer.hpp>
 #else
 #include <xtensor/xcontainer.hpp>
