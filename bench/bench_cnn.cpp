@@ -13,15 +13,16 @@
 #include <benchmark/benchmark.h>
 
 #include "bipq/adapters/eigen/classifier.hpp"
+#include "bipq/io/fashion_mnist.hpp"
 #include "bipq/optim/sgd.hpp"
 
 namespace {
 
-bipq::eigen::dataset synthetic_data(std::size_t n, std::uint64_t seed) {
+bipq::io::image_dataset synthetic_data(std::size_t n, std::uint64_t seed) {
   bipq::detail::rng g(seed);
-  bipq::eigen::dataset d;
-  d.images.resize(static_cast<Eigen::Index>(n), 28 * 28);
-  for (Eigen::Index i = 0; i < d.images.size(); ++i) d.images.data()[i] = static_cast<float>(g.uniform());
+  bipq::io::image_dataset d;
+  d.images.resize(n * 28 * 28);
+  for (std::size_t i = 0; i < d.images.size(); ++i) d.images[i] = static_cast<float>(g.uniform());
   d.labels.resize(n);
   for (auto& l : d.labels) l = static_cast<std::uint8_t>(g.below(10));
   return d;
@@ -31,7 +32,7 @@ bipq::eigen::dataset synthetic_data(std::size_t n, std::uint64_t seed) {
 void lenet5_train_step(benchmark::State& state) {
   const auto batch = static_cast<std::size_t>(state.range(0));
   const auto threads = static_cast<std::size_t>(state.range(1));
-  const bipq::eigen::dataset data = synthetic_data(16 * batch, 1);
+  const bipq::io::image_dataset data = synthetic_data(16 * batch, 1);
   auto model = bipq::eigen::make_lenet5(0);
   bipq::eigen::classifier problem(model, data, data, threads);
   const auto& ps = problem.parameters();
@@ -56,7 +57,7 @@ BENCHMARK(lenet5_train_step)->ArgNames({"batch", "threads"})->Args({128, 1})->Ar
 void lenet5_inference(benchmark::State& state) {
   const auto n = static_cast<std::size_t>(state.range(0));
   const auto threads = static_cast<std::size_t>(state.range(1));
-  const bipq::eigen::dataset data = synthetic_data(n, 2);
+  const bipq::io::image_dataset data = synthetic_data(n, 2);
   auto model = bipq::eigen::make_lenet5(0);
   bipq::eigen::classifier problem(model, data, data, threads);
   for (auto _ : state) benchmark::DoNotOptimize(problem.evaluate());

@@ -20,10 +20,10 @@
 #include <vector>
 
 #include "bipq/adapters/eigen/classifier.hpp"
-#include "bipq/adapters/eigen/data.hpp"
 #include "bipq/adapters/eigen/models.hpp"
 #include "bipq/callbacks/csv_log.hpp"
 #include "bipq/callbacks/progress_bar.hpp"
+#include "bipq/io/fashion_mnist.hpp"
 #include "bipq/io/npy.hpp"
 #include "bipq/prune/bip.hpp"
 #include "bipq/prune/gmp.hpp"
@@ -203,8 +203,8 @@ void save_masks(const std::string& dir, const std::string& method, const bipq::e
 int main(int argc, char** argv) {
   const options o = parse(argc, argv);
   try {
-    auto data = bipq::eigen::load_fashion_mnist(o.data);
-    if (o.train_size > 0 && o.train_size < data.train.size()) data.train = bipq::eigen::head(data.train, o.train_size);
+    auto data = bipq::io::load_fashion_mnist(o.data);
+    if (o.train_size > 0 && o.train_size < data.train.size()) data.train = bipq::io::head(data.train, o.train_size);
     std::printf("Fashion-MNIST: %zu training and %zu test images; model %s; target density %.3g; %zu epochs per "
                 "training run; seed %llu; %zu threads\n\n",
                 data.train.size(), data.test.size(), o.model.c_str(), o.density, o.epochs,

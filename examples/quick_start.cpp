@@ -1,5 +1,5 @@
 // The README's quick start: measure a layer's sparsity with the PQ Index, keep its 5% largest weights, measure again.
-#include <bipq/bipq.hpp>
+#include <bipq/adapters/eigen.hpp>  // the core (bipq/bipq.hpp) and Eigen types as tensors
 
 #include <Eigen/Core>
 #include <cstdio>

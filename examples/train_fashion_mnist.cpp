@@ -14,9 +14,9 @@
 #include <string>
 
 #include "bipq/adapters/eigen/classifier.hpp"
-#include "bipq/adapters/eigen/data.hpp"
 #include "bipq/adapters/eigen/models.hpp"
 #include "bipq/callbacks/progress_bar.hpp"
+#include "bipq/io/fashion_mnist.hpp"
 #include "bipq/optim/train.hpp"
 #include "command_line.hpp"
 
@@ -85,7 +85,7 @@ struct epoch_printer {
 int main(int argc, char** argv) {
   const options o = parse(argc, argv);
   try {
-    const auto data = bipq::eigen::load_fashion_mnist(o.data);
+    const auto data = bipq::io::load_fashion_mnist(o.data);
     auto model = bipq::eigen::make_lenet5(o.seed);
     bipq::eigen::classifier problem(model, data.train, data.test, o.threads);
     std::printf("LeNet-5 (%zu parameters) on Fashion-MNIST: %zu training, %zu test images; batch %zu, lr %g cosine, "

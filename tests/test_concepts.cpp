@@ -12,6 +12,8 @@
 #include <xtensor/xtensor.hpp>
 #include <xtensor/xview.hpp>
 
+#include "bipq/adapters/eigen/tensor.hpp"
+#include "bipq/adapters/xtensor/tensor.hpp"
 #include "bipq/bipq.hpp"
 
 using bipq::flat_tensor;

@@ -14,17 +14,19 @@
 #include "bipq/optim/train.hpp"
 
 using namespace bipq::eigen;
+using bipq::io::image_dataset;
 
 namespace {
 
 // n samples of shape c×h×w, pixels uniform in [0, 1]; the label depends on the image (class = argmax of the mean of
 // 10 pixel groups) so that the data is learnable.
-dataset synthetic(std::size_t n, std::uint64_t seed, std::size_t c = 1, std::size_t h = 28, std::size_t w = 28) {
+image_dataset synthetic(std::size_t n, std::uint64_t seed, std::size_t c = 1, std::size_t h = 28,
+                        std::size_t w = 28) {
   bipq::detail::rng g(seed);
-  dataset d;
+  image_dataset d;
   d.channels = c, d.height = h, d.width = w;
-  d.images.resize(static_cast<Eigen::Index>(n), static_cast<Eigen::Index>(c * h * w));
-  for (Eigen::Index i = 0; i < d.images.size(); ++i) d.images.data()[i] = static_cast<float>(g.uniform());
+  d.images.resize(n * c * h * w);
+  for (std::size_t i = 0; i < d.images.size(); ++i) d.images[i] = static_cast<float>(g.uniform());
   d.labels.resize(n);
   for (std::size_t i = 0; i < n; ++i) d.labels[i] = static_cast<std::uint8_t>(g.below(10));
   return d;
@@ -37,7 +39,7 @@ std::vector<std::size_t> iota(std::size_t n) {
 }
 
 template <class T>
-void check_model_gradient(basic_sequential<T>& model, const dataset& data, std::size_t threads) {
+void check_model_gradient(basic_sequential<T>& model, const image_dataset& data, std::size_t threads) {
   basic_classifier<T> problem(model, data, data, threads);
   const auto idx = iota(data.size());
   problem.loss_and_gradient(idx);
@@ -128,7 +130,7 @@ TEST_CASE("classifier loss gradient matches finite differences for whole models 
 TEST_CASE("the loss is the mean cross-entropy: log(10) for zero weights") {
   auto m = make_lenet5(0);
   for (const auto& p : m.parameters()) std::fill(p.value.begin(), p.value.end(), 0.0f);
-  const dataset d = synthetic(10, 4);
+  const image_dataset d = synthetic(10, 4);
   classifier problem(m, d, d, 2);
   const auto idx = iota(10);
   CHECK(problem.loss_and_gradient(idx) == doctest::Approx(std::log(10.0)).epsilon(1e-6));
@@ -137,7 +139,7 @@ TEST_CASE("the loss is the mean cross-entropy: log(10) for zero weights") {
 }
 
 TEST_CASE("results do not depend on the thread count beyond float rounding") {
-  const dataset d = synthetic(37, 5, 1, 12, 12);
+  const image_dataset d = synthetic(37, 5, 1, 12, 12);
   const auto idx = iota(37);
   std::vector<std::vector<float>> ref;
   double ref_loss = 0.0;
@@ -166,7 +168,7 @@ TEST_CASE("results do not depend on the thread count beyond float rounding") {
 namespace {
 /// The weights of LeNet-5 (seed 11) after one epoch of SGD on 256 synthetic images, batches of 64, shuffle seed 3.
 std::vector<std::vector<float>> weights_after_an_epoch(std::size_t threads) {
-  const dataset d = head(synthetic(300, 6), 256);
+  const image_dataset d = head(synthetic(300, 6), 256);
   auto m = make_lenet5(11);
   classifier problem(m, d, d, threads);
   bipq::train_params p;
@@ -199,7 +201,7 @@ TEST_CASE("same seed, same thread count: bit-identical weights after an epoch") 
 }
 
 TEST_CASE("a small model overfits a small batch to 100% training accuracy") {
-  const dataset d = synthetic(32, 8, 1, 12, 12);  // random labels: only memorisation fits them
+  const image_dataset d = synthetic(32, 8, 1, 12, 12);  // random labels: only memorisation fits them
   auto m = make_mlp(1, 10, {1, 12, 12});
   classifier problem(m, d, d, 2);
   bipq::train_params p;
@@ -217,11 +219,11 @@ TEST_CASE("a small model overfits a small batch to 100% training accuracy") {
 
 TEST_CASE("classifier rejects mismatched data and bad indices") {
   auto m = make_lenet5(0);
-  const dataset good = synthetic(4, 1), small = synthetic(4, 1, 1, 8, 8);
+  const image_dataset good = synthetic(4, 1), small = synthetic(4, 1, 1, 8, 8);
   CHECK_THROWS_AS(classifier(m, small, good), std::invalid_argument);
   CHECK_THROWS_AS(classifier(m, good, good, 0), std::invalid_argument);
   classifier problem(m, good, good);
-  const dataset empty;
+  const image_dataset empty;
   classifier no_test(m, good, empty);
   CHECK(std::isnan(no_test.evaluate().accuracy));
   const std::vector<std::size_t> bad{0, 4};
@@ -231,20 +233,20 @@ TEST_CASE("classifier rejects mismatched data and bad indices") {
 }
 
 TEST_CASE("Fashion-MNIST loads from the Debian package when it is installed") {
-  const auto dir = fashion_mnist_directory();
+  const auto dir = bipq::io::fashion_mnist_directory();
   if (!std::filesystem::exists(dir / "train-images-idx3-ubyte.gz") && !std::filesystem::exists(dir / "train-images-idx3-ubyte")) {
     MESSAGE("Fashion-MNIST not found in " << dir.string() << ": skipped");
     return;
   }
-  const fashion_mnist f = load_fashion_mnist();
+  const bipq::io::fashion_mnist f = bipq::io::load_fashion_mnist();
   CHECK(f.train.size() == 60000);
   CHECK(f.test.size() == 10000);
-  CHECK(f.train.images.cols() == 784);
-  CHECK(f.train.images.minCoeff() >= 0.0f);
-  CHECK(f.train.images.maxCoeff() <= 1.0f);
+  CHECK(as_matrix(f.train).cols() == 784);
+  CHECK(as_matrix(f.train).minCoeff() >= 0.0f);
+  CHECK(as_matrix(f.train).maxCoeff() <= 1.0f);
   std::vector<std::size_t> counts(10, 0);
   for (auto l : f.test.labels) ++counts.at(l);
   for (std::size_t c : counts) CHECK(c == 1000);  // the test set is balanced
   // Mean pixel of the training set (the usual standardisation constant).
-  CHECK(f.train.images.mean() == doctest::Approx(0.2860).epsilon(0.002));
+  CHECK(as_matrix(f.train).mean() == doctest::Approx(0.2860).epsilon(0.002));
 }

@@ -15,7 +15,7 @@
 #include <zlib.h>
 #endif
 
-#include "bipq/adapters/eigen/data.hpp"
+#include "bipq/io/fashion_mnist.hpp"
 #include "bipq/io/idx.hpp"
 
 namespace fs = std::filesystem;
@@ -181,18 +181,18 @@ TEST_CASE("load_idx_dataset scales pixels and checks that images and labels agre
   write_raw(dir / "lab", idx_bytes({4}, {0, 9, 3, 3}));
   write_raw(dir / "lab5", idx_bytes({5}, {0, 9, 3, 3, 1}));
   write_raw(dir / "lab_bad", idx_bytes({4}, {0, 10, 3, 3}));
-  const auto d = bipq::eigen::load_idx_dataset(dir / "img", dir / "lab");
+  const auto d = bipq::io::load_idx_dataset(dir / "img", dir / "lab");
   CHECK(d.size() == 4);
   CHECK(d.height == 2);
   CHECK(d.width == 3);
-  CHECK(d.images(0, 0) == 1.0f);
-  CHECK(d.images(0, 1) == doctest::Approx(7.0 / 255));
+  CHECK(d.image(0)[0] == 1.0f);
+  CHECK(d.image(0)[1] == doctest::Approx(7.0 / 255));
   CHECK(d.labels == std::vector<std::uint8_t>{0, 9, 3, 3});
-  CHECK_THROWS_WITH_AS(bipq::eigen::load_idx_dataset(dir / "img", dir / "lab5"),
+  CHECK_THROWS_WITH_AS(bipq::io::load_idx_dataset(dir / "img", dir / "lab5"),
                        doctest::Contains("4 images but"), std::runtime_error);
-  CHECK_THROWS_WITH_AS(bipq::eigen::load_idx_dataset(dir / "img", dir / "lab_bad"), doctest::Contains("label 10"),
+  CHECK_THROWS_WITH_AS(bipq::io::load_idx_dataset(dir / "img", dir / "lab_bad"), doctest::Contains("label 10"),
                        std::runtime_error);
-  CHECK_THROWS_WITH_AS(bipq::eigen::load_idx_dataset(dir / "lab", dir / "lab"), doctest::Contains("expected 3"),
+  CHECK_THROWS_WITH_AS(bipq::io::load_idx_dataset(dir / "lab", dir / "lab"), doctest::Contains("expected 3"),
                        std::runtime_error);
 }
 
@@ -202,10 +202,10 @@ TEST_CASE("load_fashion_mnist reads a directory given by argument or BIPQ_FASHIO
   write_raw(dir / "train-images-idx3-ubyte", idx_bytes({3, 28, 28}, sequence(3 * 784)));
   write_raw(dir / "train-labels-idx1-ubyte", idx_bytes({3}, {1, 2, 3}));
   write_raw(dir / "t10k-images-idx3-ubyte", idx_bytes({2, 28, 28}, sequence(2 * 784)));
-  CHECK_THROWS_WITH_AS(bipq::eigen::load_fashion_mnist(dir.string()), doctest::Contains("t10k-labels-idx1-ubyte"),
+  CHECK_THROWS_WITH_AS(bipq::io::load_fashion_mnist(dir.string()), doctest::Contains("t10k-labels-idx1-ubyte"),
                        std::runtime_error);
   write_raw(dir / "t10k-labels-idx1-ubyte", idx_bytes({2}, {4, 5}));
-  const auto f = bipq::eigen::load_fashion_mnist(dir.string());
+  const auto f = bipq::io::load_fashion_mnist(dir.string());
   CHECK(f.train.size() == 3);
   CHECK(f.test.size() == 2);
   CHECK(f.test.labels[1] == 5);
@@ -213,10 +213,10 @@ TEST_CASE("load_fashion_mnist reads a directory given by argument or BIPQ_FASHIO
   const char* saved = std::getenv("BIPQ_FASHION_MNIST");
   const std::string restore = saved != nullptr ? saved : "";
   ::setenv("BIPQ_FASHION_MNIST", dir.string().c_str(), 1);
-  CHECK(bipq::eigen::fashion_mnist_directory() == dir);
-  CHECK(bipq::eigen::load_fashion_mnist().train.size() == 3);
+  CHECK(bipq::io::fashion_mnist_directory() == dir);
+  CHECK(bipq::io::load_fashion_mnist().train.size() == 3);
   if (saved != nullptr) ::setenv("BIPQ_FASHION_MNIST", restore.c_str(), 1);
   else ::unsetenv("BIPQ_FASHION_MNIST");
-  CHECK(bipq::eigen::fashion_mnist_directory("/somewhere") == fs::path("/somewhere"));
+  CHECK(bipq::io::fashion_mnist_directory("/somewhere") == fs::path("/somewhere"));
   fs::remove_all(temp_dir());
 }

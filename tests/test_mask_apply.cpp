@@ -12,6 +12,7 @@
 
 #include <Eigen/Core>
 
+#include "bipq/adapters/eigen/tensor.hpp"
 #include "bipq/mask/apply.hpp"
 #include "bipq/mask/top_k.hpp"
 

@@ -14,6 +14,7 @@
 
 #include <Eigen/Core>
 
+#include "bipq/adapters/eigen/tensor.hpp"
 #include "bipq/mask/n_m.hpp"
 
 namespace {

@@ -16,6 +16,7 @@
 
 #include <Eigen/Core>
 
+#include "bipq/adapters/eigen/tensor.hpp"
 #include "bipq/mask/top_k.hpp"
 
 namespace {

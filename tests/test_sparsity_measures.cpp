@@ -9,6 +9,7 @@
 
 #include <Eigen/Core>
 
+#include "bipq/adapters/eigen/tensor.hpp"
 #include "bipq/detail/random.hpp"
 #include "bipq/sparsity/measures.hpp"
 

@@ -14,6 +14,8 @@
 #include <Eigen/Core>
 #include <xtensor/xarray.hpp>
 
+#include "bipq/adapters/eigen/tensor.hpp"
+#include "bipq/adapters/xtensor/tensor.hpp"
 #include "bipq/detail/random.hpp"
 #include "bipq/sparsity/pq_index.hpp"
 

@@ -17,6 +17,8 @@
 #include <xtensor/xtensor.hpp>
 #include <xtensor/xview.hpp>
 
+#include "bipq/adapters/eigen/tensor.hpp"
+#include "bipq/adapters/xtensor/tensor.hpp"
 #include "bipq/detail/random.hpp"
 #include "bipq/mask/apply.hpp"
 #include "bipq/mask/capped_simplex.hpp"

@@ -1,4 +1,4 @@
-// The xtensor models next to the rest of bipq: data from the Eigen adapter's loader, the same loss and gradient as
+// The xtensor models next to the rest of bipq: data from bipq::io's loader, the same loss and gradient as
 // the Eigen adapter's MLP on the same weights, and bipq::train driving the xtensor MLP unchanged.
 
 #include <doctest/doctest.h>
@@ -19,31 +19,31 @@ namespace xa = bipq::xtensor_adapter;
 
 namespace {
 
-/// An Eigen-adapter data set of `n` random 28×28 images in [0, 1) with labels in [0, 10).
-bipq::eigen::dataset random_eigen_images(std::size_t n, std::uint64_t seed) {
+/// An image data set (what the Eigen adapter trains on) of `n` random 28×28 images in [0, 1) with labels in [0, 10).
+bipq::io::image_dataset random_eigen_images(std::size_t n, std::uint64_t seed) {
   bipq::detail::rng g(seed);
-  bipq::eigen::dataset d;
-  d.images.resize(static_cast<Eigen::Index>(n), 784);
-  for (Eigen::Index i = 0; i < d.images.size(); ++i) d.images.data()[i] = static_cast<float>(g.uniform());
+  bipq::io::image_dataset d;
+  d.images.resize(n * 784);
+  for (std::size_t i = 0; i < d.images.size(); ++i) d.images[i] = static_cast<float>(g.uniform());
   for (std::size_t i = 0; i < n; ++i) d.labels.push_back(static_cast<std::uint8_t>(g.below(10)));
   return d;
 }
 
 }  // namespace
 
-TEST_CASE("from_eigen copies every pixel and label of an Eigen-adapter data set, in order") {
+TEST_CASE("from_image_dataset copies every pixel and label of an image data set, in order") {
   const auto e = random_eigen_images(37, 1);
-  const auto x = xa::from_eigen<float>(e);
+  const auto x = xa::from_image_dataset<float>(e);
   REQUIRE(x.size() == 37);
   REQUIRE(x.features() == 784);
   CHECK(x.num_classes == 10);
   for (std::size_t i = 0; i < 37; ++i) {
     CHECK(x.labels(i) == e.labels[i]);
-    for (std::size_t k = 0; k < 784; ++k) REQUIRE(x.images(i, k) == e.images(Eigen::Index(i), Eigen::Index(k)));
+    for (std::size_t k = 0; k < 784; ++k) REQUIRE(x.images(i, k) == e.image(i)[k]);
   }
   auto bad = e;
   bad.labels[3] = 10;
-  CHECK_THROWS_AS(xa::from_eigen<float>(bad), std::invalid_argument);
+  CHECK_THROWS_AS(xa::from_image_dataset<float>(bad), std::invalid_argument);
 }
 
 TEST_CASE("on the same weights and data the xtensor MLP and the Eigen adapter's MLP give the same loss and gradient") {
@@ -51,7 +51,7 @@ TEST_CASE("on the same weights and data the xtensor MLP and the Eigen adapter's 
   auto eigen_mlp = bipq::eigen::make_mlp<double>(11);
   bipq::eigen::basic_classifier<double> eigen_model(eigen_mlp, train_e, test_e, 1);
   xa::classifier<double> xt_model =
-      xa::make_fashion_mnist_mlp<double>(xa::from_eigen<double>(train_e), xa::from_eigen<double>(test_e), 12);
+      xa::make_fashion_mnist_mlp<double>(xa::from_image_dataset<double>(train_e), xa::from_image_dataset<double>(test_e), 12);
   const auto& pe = eigen_model.parameters();
   const auto& px = xt_model.parameters();
   REQUIRE(pe.size() == px.size());
@@ -102,7 +102,7 @@ TEST_CASE("bipq::train runs on the xtensor MLP unchanged: the loss falls and mas
 }
 
 TEST_CASE("Fashion-MNIST through the xtensor loader: shapes, pixel range, and a short bipq::train run learns") {
-  const auto dir = bipq::eigen::fashion_mnist_directory();
+  const auto dir = bipq::io::fashion_mnist_directory();
   if (!std::filesystem::exists(dir / "train-labels-idx1-ubyte.gz") && !std::filesystem::exists(dir / "train-labels-idx1-ubyte")) {
     MESSAGE("Fashion-MNIST not found in " << dir << "; skipped");
     return;

@@ -1,9 +1,12 @@
 #pragma once
 // bipq: pruning neural networks as an optimization problem (BiP, PQ Index, SAP). The umbrella header of the core:
-// concepts, measures, mask operators, solvers, drivers and callbacks. Adapters (Eigen CNN, xtensor models) and I/O
-// with extra dependencies are included separately, from bipq/adapters/ and bipq/io/.
+// concepts, measures, mask operators, solvers, drivers and callbacks; it includes the standard library alone (CMake
+// target bipq::bipq). The readers and writers of bipq/io/ are core too, included one by one. The adapters have their
+// own umbrellas, which include this one: bipq/adapters/eigen.hpp (bipq::eigen) and bipq/adapters/xtensor.hpp
+// (bipq::xtensor).
 
 #include "bipq/concepts.hpp"
+#include "bipq/tensor_traits.hpp"
 #include "bipq/tensor.hpp"
 #include "bipq/termination.hpp"
 #include "bipq/sparsity/pq_index.hpp"

@@ -13,8 +13,7 @@
 #include <type_traits>
 #include <vector>
 
-#include <Eigen/Core>
-#include <xtensor/xcontainer.hpp>
+#include "bipq/tensor_traits.hpp"
 
 namespace bipq {
 
@@ -24,29 +23,26 @@ using data_pointer_t = decltype(std::declval<T&>().data());
 
 template <class T>
 using data_value_t = std::remove_cv_t<std::remove_pointer_t<data_pointer_t<T>>>;
-
-// xtensor views expose data() of the *underlying* container together with an offset and strides; only
-// containers (xarray, xtensor, adaptors, fixed) are flat.
-template <class T>
-concept xtensor_strided_view = requires(const T& t) { t.data_offset(); } &&
-                               !std::is_base_of_v<xt::xcontainer<std::remove_cv_t<T>>, std::remove_cv_t<T>>;
 }  // namespace detail
 
 /// flat_tensor: contiguous storage of a floating-point type, seen as one flat array in storage order.
 ///   1. `t.data()` returns a pointer to a floating-point element type (float, double, long double);
 ///   2. `t.size()` returns the number of elements;
-///   3. the elements `data()[0 .. size())` are the tensor (no offset, no stride);
+///   3. the elements `data()[0 .. size())` are the tensor (no offset, no stride), as `tensor_traits<T>::flat` says:
+///      a type that reports an offset or strides is flat only through its adapter's specialisation;
 ///   4. it is not a lazy expression: Eigen products and cwise expressions, xtensor functions and views, have no
 ///      usable `data()` and are rejected; evaluate them first (`Eigen::MatrixXf m = a * b;`, `xt::xarray<float> a = v;`).
-/// Models: Eigen Matrix, Array, Tensor, TensorMap, Map; xtensor xarray, xtensor, xtensor_fixed, adaptors;
-/// std::vector, std::array, std::span. An Eigen Block or Map with a stride satisfies the syntax but is rejected at
-/// run time by `as_span` (bipq never silently reads a non-contiguous block as if it were contiguous).
+/// Models: std::vector, std::array, std::span, any type with data() and size() and no layout of its own; with
+/// bipq/adapters/eigen/tensor.hpp, Eigen Matrix, Array, Map (and Tensor, TensorMap, which need no adapter); with
+/// bipq/adapters/xtensor/tensor.hpp, xtensor xarray, xtensor, xtensor_fixed, adaptors. An Eigen Block or Map with a
+/// stride satisfies the syntax but is rejected at run time by `as_span` (bipq never silently reads a
+/// non-contiguous block as if it were contiguous).
 template <class T>
 concept flat_tensor = requires(T& t) {
   { t.data() } -> std::convertible_to<const volatile void*>;
   { t.size() } -> std::convertible_to<std::size_t>;
 } && std::is_pointer_v<detail::data_pointer_t<T>> && std::floating_point<detail::data_value_t<T>> &&
-                      !detail::xtensor_strided_view<T>;
+                      detail::flat_layout<T>;
 
 /// The element type of a flat tensor (cv-qualifiers removed).
 template <flat_tensor T>

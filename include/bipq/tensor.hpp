@@ -13,28 +13,28 @@
 
 namespace bipq {
 
-/// The elements of `t` as a span, in storage order; const if `t` is. Throws std::invalid_argument if `t` is an
-/// Eigen block or map whose elements are not contiguous (`as_span(): tensor is not contiguous`).
+/// The elements of `t` as a span, in storage order; const if `t` is. Throws std::invalid_argument if the
+/// tensor_traits of `t` check contiguity at run time and `t` is not contiguous (an Eigen block or strided map:
+/// `as_span(): tensor is not contiguous`).
 template <flat_tensor T>
 auto as_span(T& t) {
   using pointer = detail::data_pointer_t<T>;
   using element = std::remove_pointer_t<pointer>;
-  if constexpr (requires { t.innerStride(); t.outerStride(); t.innerSize(); t.outerSize(); }) {
-    const bool contiguous =
-        t.size() == 0 || (t.innerStride() == 1 && (t.outerSize() <= 1 || t.outerStride() == t.innerSize()));
-    if (!contiguous) throw std::invalid_argument("as_span(): tensor is not contiguous (an Eigen block or strided map)");
+  if constexpr (detail::layout_checked_at_run_time<T>) {
+    if (!detail::tensor_traits_of<T>::contiguous(t))
+      throw std::invalid_argument("as_span(): tensor is not contiguous (a block or a strided map)");
   }
   return std::span<element>(t.data(), static_cast<std::size_t>(t.size()));
 }
 
-/// Overload for rvalue views (std::span, Eigen::Map temporaries): they refer to storage that outlives them.
+/// Overload for rvalue views (std::span, map temporaries): they refer to storage that outlives them.
 template <flat_tensor T>
   requires(!std::is_lvalue_reference_v<T>)
 auto as_span(T&& t) {
   return as_span(static_cast<T&>(t));
 }
 
-/// Spans over a list of tensors (a std::vector of Eigen matrices, say), for the functions that work across tensors.
+/// Spans over a list of tensors (a std::vector of matrices, say), for the functions that work across tensors.
 template <class Range>
 auto as_spans(Range& tensors) {
   using span_type = decltype(as_span(*std::begin(tensors)));

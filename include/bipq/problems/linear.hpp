@@ -15,6 +15,7 @@
 
 #include <Eigen/Dense>
 
+#include "bipq/adapters/eigen/tensor.hpp"
 #include "bipq/concepts.hpp"
 #include "bipq/detail/random.hpp"
 #include "bipq/tensor.hpp"

@@ -19,10 +19,11 @@
 #include <thread>
 #include <vector>
 
-#include "bipq/adapters/eigen/data.hpp"
 #include "bipq/adapters/eigen/layers.hpp"
 #include "bipq/adapters/eigen/models.hpp"
+#include "bipq/adapters/eigen/tensor.hpp"
 #include "bipq/concepts.hpp"
+#include "bipq/io/fashion_mnist.hpp"
 
 namespace bipq::eigen {
 
@@ -57,7 +58,8 @@ class basic_classifier {
 
   /// Throws std::invalid_argument if a dataset's sample shape differs from the model's input, the model's output
   /// is not {num_classes, 1, 1}, a dataset is inconsistent, or threads is 0.
-  basic_classifier(basic_sequential<T>& model, const dataset& train, const dataset& test, std::size_t threads = 2)
+  basic_classifier(basic_sequential<T>& model, const io::image_dataset& train, const io::image_dataset& test,
+                   std::size_t threads = 2)
       : model_(&model), train_(&train), test_(&test), threads_(threads) {
     if (threads == 0) throw std::invalid_argument("classifier(): threads must be > 0");
     check_data(train, "train");
@@ -105,7 +107,7 @@ class basic_classifier {
   evaluation evaluate() { return evaluate(*test_); }
 
   /// Loss and accuracy on `d` (same sample shape as the model's input), in inference mode.
-  evaluation evaluate(const dataset& d) {
+  evaluation evaluate(const io::image_dataset& d) {
     check_data(d, "d");
     if (d.size() == 0) return {std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::quiet_NaN()};
     constexpr std::size_t chunk = 256;
@@ -132,7 +134,7 @@ class basic_classifier {
   }
 
   /// Predicted classes (arg-max of the logits) of the samples of `d`, in inference mode.
-  std::vector<std::size_t> predict(const dataset& d) {
+  std::vector<std::size_t> predict(const io::image_dataset& d) {
     check_data(d, "d");
     std::vector<std::size_t> out(d.size());
     constexpr std::size_t chunk = 256;
@@ -157,12 +159,12 @@ class basic_classifier {
 
  private:
   basic_sequential<T>* model_;
-  const dataset* train_;
-  const dataset* test_;
+  const io::image_dataset* train_;
+  const io::image_dataset* test_;
   std::size_t threads_;
   std::vector<std::vector<activation<T>>> acts_, grads_;  // per thread, per layer boundary
 
-  void check_data(const dataset& d, const char* arg) const {
+  void check_data(const io::image_dataset& d, const char* arg) const {
     d.validate("classifier", arg);
     const shape3 in = model_->input_shape(), out = model_->output_shape();
     if (shape3{d.channels, d.height, d.width} != in)
@@ -176,7 +178,7 @@ class basic_classifier {
   }
 
   // x[c, i, :, :] = sample indices[i], channel c.
-  static void gather(const dataset& d, std::span<const std::size_t> indices, activation<T>& x) {
+  static void gather(const io::image_dataset& d, std::span<const std::size_t> indices, activation<T>& x) {
     x.resize(shape3{d.channels, d.height, d.width}, indices.size());
     const std::size_t P = d.height * d.width;
     for (std::size_t c = 0; c < d.channels; ++c)
@@ -188,8 +190,9 @@ class basic_classifier {
 
   // Σ_i cross-entropy of the logits z [classes, n]; if dz: dz = (softmax − onehot) / denominator; if correct: adds
   // the number of arg-max hits (ties: the lowest class).
-  static double cross_entropy(const activation<T>& z, const dataset& d, std::span<const std::size_t> indices,
-                              std::size_t denominator, activation<T>* dz, std::size_t* correct) {
+  static double cross_entropy(const activation<T>& z, const io::image_dataset& d,
+                              std::span<const std::size_t> indices, std::size_t denominator, activation<T>* dz,
+                              std::size_t* correct) {
     const std::size_t n = z.n, k = z.c;
     if (dz != nullptr) dz->resize(z.sample_shape(), n);
     const T inv = T(1) / static_cast<T>(denominator);

@@ -25,6 +25,7 @@
 
 #include "bipq/adapters/xtensor/dataset.hpp"
 #include "bipq/adapters/xtensor/mlp.hpp"
+#include "bipq/adapters/xtensor/tensor.hpp"
 #include "bipq/concepts.hpp"
 
 namespace bipq::xtensor_adapter {

@@ -15,6 +15,8 @@
 #include <xtensor/xoperation.hpp>
 #include <xtensor/xtensor.hpp>
 
+#include "bipq/adapters/xtensor/tensor.hpp"
+
 namespace bipq::xtensor_adapter {
 
 /// N samples of `features()` values each, with labels in [0, num_classes).

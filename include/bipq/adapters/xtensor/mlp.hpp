@@ -30,6 +30,7 @@
 #include <xtensor/xreducer.hpp>
 #include <xtensor/xtensor.hpp>
 
+#include "bipq/adapters/xtensor/tensor.hpp"
 #include "bipq/concepts.hpp"
 #include "bipq/detail/random.hpp"
 

@@ -30,6 +30,7 @@
 
 #include <Eigen/Core>
 
+#include "bipq/adapters/eigen/tensor.hpp"
 #include "bipq/concepts.hpp"
 #include "bipq/detail/random.hpp"
 
