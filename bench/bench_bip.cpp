@@ -54,7 +54,7 @@ void BM_bip_step(benchmark::State& state) {
     std::copy(start.begin(), start.end(), problem.parameters()[0].value.begin());
     state.ResumeTiming();
     auto r = bipq::bilevel_solver(solver).optimize(problem);
-    benchmark::DoNotOptimize(r.masks.data());
+    benchmark::DoNotOptimize(r.masks[0].data());
     benchmark::ClobberMemory();
   }
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(iterations));
