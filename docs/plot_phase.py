@@ -62,7 +62,7 @@ def main():
         line, = ax.plot(ns, rate, style, marker="o", label=LABELS.get(method, method))
         ax.fill_between(ns, [b[0] for b in bands], [b[1] for b in bands], color=line.get_color(), alpha=0.12)
     ax.axvline(2 * 20 * math.log(1000 - 20), color="grey", lw=0.8, ls=":")
-    ax.text(2 * 20 * math.log(1000 - 20) + 3, 0.03, "2k ln(d−k)", color="grey")
+    ax.text(2 * 20 * math.log(1000 - 20) + 3, 0.45, "2k ln(d−k)", color="grey")
     ax.set_xlabel("number of samples n (d = 1000, k = 20, SNR 10)")
     ax.set_ylabel("exact support recovery (fraction of seeds)")
     ax.set_ylim(-0.02, 1.02)

@@ -408,7 +408,7 @@ void tune_bip_study(std::size_t threads) {
   std::printf("## BiP variants on seeds 1000-1029 (exact recoveries of 30)\n\n");
   std::vector<recovery_method> methods;
   methods.push_back(bip_method("documented best: 40 lower steps, beta 0.03, 600 iterations", "a", best_settings()));
-  for (auto [steps, beta, iterations] : {std::tuple<std::size_t, double, std::size_t>{10, 0.01, 1800}, {40, 0.01, 1800},
+  for (auto [steps, beta, iterations] : {std::tuple<std::size_t, double, std::size_t>{10, 0.01, 1800}, {20, 0.01, 1200},
                                          {10, 0.003, 3000}}) {
     bipq::bilevel_params p = best_settings();
     p.lower_steps = steps;
