@@ -24,7 +24,6 @@ LABELS = {
     "lasso": "Lasso (FISTA) + LS debias",
     "bip_paper": "BiP, paper (scores, first-order IG)",
     "bip_best": "BiP, best documented mode",
-    "bip_tuned": "BiP, tuned on seeds 1000+",
 }
 
 

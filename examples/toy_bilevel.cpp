@@ -306,7 +306,7 @@ void phase_study(const std::vector<std::size_t>& samples, std::size_t seeds, std
   const auto out = run_recovery(methods, samples, 0, seeds, threads);
   const double wall = seconds_since(start);
 
-  std::printf("## Exact support recovery against n (d = 1000, k = 20, SNR 10), seeds 0-%zu: count [Wilson 95%%]\n\n",
+  std::printf("## 3. Exact support recovery against n (d = 1000, k = 20, SNR 10), seeds 0-%zu: count [Wilson 95%%]\n\n",
               seeds - 1);
   std::printf("| method |");
   for (std::size_t n : samples) std::printf(" n = %zu |", n);
@@ -508,7 +508,7 @@ void hessian_free_table() {
 
 void second_term_table(std::size_t seeds) {
   using mode = bipq::implicit_gradient_mode;
-  std::printf("## 3. The 1/gamma term: first_order vs none (relaxed masks, 300 iterations, beta = 0.03), n = 200, "
+  std::printf("## 4. The 1/gamma term: first_order vs none (relaxed masks, 300 iterations, beta = 0.03), n = 200, "
               "%zu seeds\n\n",
               seeds);
   std::printf("| gamma | lower steps | first_order exact | first_order hits | none exact | none hits |\n");

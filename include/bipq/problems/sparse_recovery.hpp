@@ -6,7 +6,8 @@
 //   hard_thresholding_pursuit     S ← top_k(x − μ ∇ℓ(x)), x ← LS on S      Foucart, SIAM J. Numer. Anal. 49 (2011)
 //   orthogonal_matching_pursuit   add argmax_j |A_jᵀr|, LS on the support    Pati et al. 1993; Tropp & Gilbert 2007
 //   lasso_fista                   min ℓ(x) + λ‖x‖₁ by FISTA (restarts)     Beck & Teboulle, SIAM J. Imaging Sci. 2 (2009)
-//   debiased_lasso                the Lasso's support, LS on it, top k, LS  Efron et al. 2004 ("relaxed" Lasso)
+//   debiased_lasso                the Lasso's support, LS on it, top k, LS  post-Lasso: Belloni & Chernozhukov,
+//                                                                            Bernoulli 19 (2013)
 //   least_norm_magnitude_pruning  top k of |A⁺b|, LS on it                  one-shot magnitude pruning
 //
 // H_k keeps the k entries of largest magnitude (ties: the lower index, as magnitude_mask). Every function returns
@@ -81,7 +82,8 @@ struct lasso_params {
 };
 sparse_estimate lasso_fista(const Eigen::MatrixXd& a, const Eigen::VectorXd& b, const lasso_params& p);
 
-/// The universal choice λ = c · σ · √(2 ln d / n) (Bickel, Ritov & Tsybakov 2009 take c > 1; σ the noise level).
+/// λ = c · σ · √(2 ln d / n): the universal threshold of Donoho & Johnstone (Biometrika 81, 1994) for the 1/n-scaled
+/// gradient Aᵀε/n of Gaussian noise of level σ, times c.
 double universal_lasso_lambda(double sigma, std::size_t n, std::size_t d, double c = 1.0);
 
 /// Lasso, then least squares on the Lasso's support (at most n − 1 of its largest entries), then the k largest of
@@ -100,14 +102,14 @@ inline bool exact_recovery(std::span<const std::size_t> support, std::span<const
   return std::equal(support.begin(), support.end(), truth.begin(), truth.end());
 }
 
-/// The Wilson score interval for a binomial proportion, s successes in t trials (Wilson 1927), at the normal quantile
-/// z (1.96 for 95%): (p̂ + z²/2t ± z √(p̂(1 − p̂)/t + z²/4t²)) / (1 + z²/t). Returns {0, 1} for t = 0.
+/// The Wilson score interval for a binomial proportion, s successes in t trials (Wilson, JASA 22, 1927), at the
+/// normal quantile z (1.96 for 95%): (p̂ + z²/2t ± z √(p̂(1 − p̂)/t + z²/4t²)) / (1 + z²/t). Returns {0, 1} for t = 0.
 struct proportion_interval {
   double low = 0.0, high = 1.0;
 };
 proportion_interval wilson_interval(std::size_t successes, std::size_t trials, double z = 1.959963984540054);
 
-/// McNemar's exact test (the two-sided binomial test of the discordant pairs): with b pairs where only the first
+/// McNemar's exact test (McNemar, Psychometrika 12, 1947, in its exact binomial form): with b pairs where only the first
 /// method succeeds and c where only the second does, p = min(1, 2 · P[Bin(b + c, 1/2) ≤ min(b, c)]); 1 when b + c = 0.
 double mcnemar_exact_p(std::size_t only_first, std::size_t only_second);
 
