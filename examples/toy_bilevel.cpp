@@ -6,14 +6,15 @@
 //                           of ‖∇²ℓ‖/γ on the planted least-squares problem.
 //   --study phase        exact support recovery against the number of samples n (d = 1000, k = 20, magnitudes 1–2
 //                           with random signs, Gaussian A, SNR 10): BiP (the paper's scores with the first-order IG,
-//                           the best documented mode, and the setting tuned on seeds 1000+) and the compressed-sensing
-//                           baselines (problems/sparse_recovery.hpp), with Wilson 95% intervals, the 50% points and
+//                           and the best documented mode) and the compressed-sensing baselines
+//                           (problems/sparse_recovery.hpp), with Wilson 95% intervals, the 50% points and
 //                           McNemar's exact test at n = 200; one CSV row per method, n and seed (--csv).
 //   --study second-term  when the first-order IG's second term −(1/γ) g⊙m⊙g helps or hurts (first_order against
 //                           none over γ and the number of lower steps).
-//   --study tune         the baselines' step and λ, and BiP's tuned setting, chosen on seeds 1000–1049.
+//   --study tune         the baselines' steps and λ constant, chosen on seeds 1000–1049;
+//   --study tune-bip     variants of BiP's best mode (slower upper steps), on seeds 1000–1029.
 //
-// Usage: toy_bilevel [--study ig|phase|second-term|tune|all] [--seeds N] [--samples 100,125,...] [--threads T]
+// Usage: toy_bilevel [--study ig|phase|second-term|tune|tune-bip|all] [--seeds N] [--samples 100,125,...] [--threads T]
 //                    [--csv FILE] [--study-seeds M]
 // Results depend on the seed only, not on the number of threads.
 
@@ -558,7 +559,7 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
     if (flag == "--help" || flag == "-h") {
-      std::printf("usage: toy_bilevel [--study ig|phase|second-term|tune|all] [--seeds N] [--samples 100,125,...]\n"
+      std::printf("usage: toy_bilevel [--study ig|phase|second-term|tune|tune-bip|all] [--seeds N] [--samples 100,...]\n"
                   "                   [--threads T] [--csv FILE] [--study-seeds M]\n");
       return 0;
     }
