@@ -1,31 +1,46 @@
-// toy_bilevel: the validation tables of the bi-level solver (BiP) on toy problems with known answers.
+// toy_bilevel: the validation studies of the bi-level solver (BiP) on toy problems with known answers.
 //
-//   1. Implicit-gradient accuracy on masked least squares: the exact IG and the first-order IG against central
-//      differences of F(m) = ℓ(m⊙θ*(m)) (closed-form θ*), as γ varies.
-//   2. Planted-support recovery: n = 200, d = 1000, 20 non-zeros of magnitude 1–2 with random signs, Gaussian A,
-//      SNR 10 (power), the dense start being the least-norm solution A⁺b. How often each method finds the support
-//      exactly (and how many of the 20 it finds on average): one-shot magnitude pruning of A⁺b, iterative hard
-//      thresholding, and BiP with each implicit-gradient mode and mask parametrisation.
-//   3. When the first-order IG's second term −(1/γ) g⊙m⊙g helps or hurts: first_order against none over γ and the
-//      number of lower steps.
+//   --study ig           1. the exact and first-order implicit gradients against central differences of
+//                           F(m) = ℓ(m⊙θ*(m)) (closed-form θ*), as γ varies; 2. where the Hessian-free assumption
+//                           holds: the first-order IG's relative error against the exact IG as a function of γ and
+//                           of ‖∇²ℓ‖/γ on the planted least-squares problem.
+//   --study phase        exact support recovery against the number of samples n (d = 1000, k = 20, magnitudes 1–2
+//                           with random signs, Gaussian A, SNR 10): BiP (the paper's scores with the first-order IG,
+//                           and the best documented mode) and the compressed-sensing baselines
+//                           (problems/sparse_recovery.hpp), with Wilson 95% intervals, the 50% points and
+//                           McNemar's exact test at n = 200; one CSV row per method, n and seed (--csv).
+//   --study second-term  when the first-order IG's second term −(1/γ) g⊙m⊙g helps or hurts (first_order against
+//                           none over γ and the number of lower steps).
+//   --study tune         the baselines' steps and λ constant, chosen on seeds 1000–1049;
+//   --study tune-bip     variants of BiP's best mode (slower upper steps), on seeds 1000–1029.
 //
-// Usage: toy_bilevel [--seeds N] [--study-seeds M] [--exact-seeds E]   (defaults 100, 10, 5)
+// Usage: toy_bilevel [--study ig|phase|second-term|tune|tune-bip|all] [--seeds N] [--samples 100,125,...] [--threads T]
+//                    [--csv FILE] [--study-seeds M]
+// Results depend on the seed only, not on the number of threads.
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
+#include <memory>
 #include <string>
+#include <thread>
+#include <tuple>
 #include <vector>
 
 #include <Eigen/Dense>
 
 #include "bipq/mask/top_k.hpp"
 #include "bipq/problems/least_squares.hpp"
+#include "bipq/problems/sparse_recovery.hpp"
 #include "bipq/solver/bilevel.hpp"
 #include "bipq/solver/implicit_gradient.hpp"
+
+#include "command_line.hpp"
 
 namespace {
 
@@ -33,15 +48,11 @@ using clock_type = std::chrono::steady_clock;
 
 double seconds_since(clock_type::time_point t) { return std::chrono::duration<double>(clock_type::now() - t).count(); }
 
-/// Number of the planted support's indices that the mask keeps, and whether the mask is exactly the support.
-std::pair<std::size_t, bool> score_support(const std::vector<double>& mask, const std::vector<std::size_t>& support) {
-  std::size_t hit = 0, kept = 0;
-  for (std::size_t j = 0; j < mask.size(); ++j) {
-    if (mask[j] == 0.0) continue;
-    ++kept;
-    hit += std::binary_search(support.begin(), support.end(), j) ? 1u : 0u;
-  }
-  return {hit, hit == support.size() && kept == support.size()};
+/// Number of the planted support's indices found, and whether the found set is exactly the support.
+std::pair<std::size_t, bool> score_support(const std::vector<std::size_t>& found, const std::vector<std::size_t>& support) {
+  std::size_t hit = 0;
+  for (std::size_t j : found) hit += std::binary_search(support.begin(), support.end(), j) ? 1u : 0u;
+  return {hit, bipq::exact_recovery(found, support)};
 }
 
 struct tally {
@@ -54,15 +65,187 @@ struct tally {
     seconds += t;
     ++runs;
   }
-  void print() const {
-    std::printf("| %-44s | %3zu / %-3zu | %6.2f | %8.3f |\n", name.c_str(), exact, runs,
-                runs ? overlap / static_cast<double>(runs) : 0.0, runs ? seconds / static_cast<double>(runs) : 0.0);
+};
+
+/// Runs f(0), ..., f(count − 1) on `threads` threads (each index once; the results go where f puts them).
+void parallel_for(std::size_t count, std::size_t threads, const std::function<void(std::size_t)>& f) {
+  std::atomic<std::size_t> next{0};
+  auto worker = [&] {
+    for (std::size_t i = next++; i < count; i = next++) f(i);
+  };
+  std::vector<std::thread> pool;
+  for (std::size_t t = 1; t < std::max<std::size_t>(threads, 1); ++t) pool.emplace_back(worker);
+  worker();
+  for (auto& t : pool) t.join();
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Methods
+
+/// The paper's BiP on this problem: scores (straight-through top-k), first-order IG, full batch.
+bipq::bilevel_params scores_settings(bipq::implicit_gradient_mode mode) {
+  bipq::bilevel_params p;
+  p.mask.k = 20;
+  p.parametrization = bipq::mask_parametrization::scores;
+  p.ig_mode = mode;
+  p.gamma = 0.01;
+  p.lower_steps = 10;
+  p.lower_learning_rate = 0.5;
+  p.momentum = 0.0;
+  p.upper_learning_rate = 3.0;
+  p.iterations = 100;
+  p.batch_size = 0;  // full batch
+  return p;
+}
+
+bipq::bilevel_params relaxed_settings(bipq::implicit_gradient_mode mode) {
+  bipq::bilevel_params p = scores_settings(mode);
+  p.parametrization = bipq::mask_parametrization::relaxed;
+  p.gamma = 0.01;
+  p.upper_learning_rate = 0.03;
+  p.iterations = 300;
+  return p;
+}
+
+/// BiP's best documented mode (docs/bilevel.md): relaxed masks started uniformly at k/d, no second IG term, 40 lower
+/// steps per upper step (θ close to θ*(m)), 600 iterations.
+bipq::bilevel_params best_settings() {
+  bipq::bilevel_params p = relaxed_settings(bipq::implicit_gradient_mode::none);
+  p.start = bipq::relaxed_start::uniform;
+  p.lower_steps = 40;
+  p.iterations = 600;
+  return p;
+}
+
+/// The baselines' settings, chosen by `--study tune` on seeds 1000–1049 (docs/bilevel.md).
+constexpr double iht_step = 0.7;         // μ of IHT, in units of the 1/n-scaled gradient
+constexpr double htp_step = 1.0;         // Foucart's μ = 1
+constexpr double lasso_constant = 0.75;  // λ = c σ √(2 ln d / n), σ the instance's noise level
+
+/// One drawn instance with what every method starts from.
+struct recovery_case {
+  bipq::planted_regression<double> inst;
+  Eigen::MatrixXd a;      // column-major copy for the baselines
+  Eigen::VectorXd dense;  // A⁺b, the dense start of BiP
+  recovery_case(std::size_t n, std::uint64_t seed) {
+    bipq::planted_regression_spec spec;
+    spec.samples = n;
+    inst = bipq::make_planted_regression<double>(spec, seed);
+    a = inst.a;
+    dense = bipq::least_norm_solution(a, inst.b);
   }
 };
 
-// ---------------------------------------------------------------------------------------------------------------
-// Table 1
+/// BiP from the dense start A⁺b on a problem with the Gram cache; the support of the final mask.
+std::vector<std::size_t> run_bip(bipq::least_squares_problem<double>& problem, const Eigen::VectorXd& dense,
+                                 bipq::bilevel_params p, std::uint64_t seed) {
+  for (std::size_t j = 0; j < problem.dimension(); ++j) problem.parameters()[0].value[j] = dense(static_cast<Eigen::Index>(j));
+  p.seed = seed;
+  const auto r = bipq::bilevel_solver(p).optimize(problem);
+  std::vector<std::size_t> s;
+  for (std::size_t j = 0; j < r.masks[0].size(); ++j)
+    if (r.masks[0][j] != 0.0) s.push_back(j);
+  return s;
+}
 
+/// A method of the phase study: a name and what it finds on a case (the Gram-cached problem is shared by the BiP runs).
+struct recovery_method {
+  std::string name;  // as printed
+  std::string key;   // as in the CSV
+  bool is_bip;
+  std::function<std::vector<std::size_t>(const recovery_case&, bipq::least_squares_problem<double>&, std::uint64_t)> run;
+};
+
+std::vector<recovery_method> baseline_methods(double iht_mu = iht_step, double htp_mu = htp_step,
+                                              double lasso_c = lasso_constant) {
+  const std::size_t k = 20;
+  std::vector<recovery_method> m;
+  m.push_back({"magnitude pruning of A+b", "magnitude", false, [k](const recovery_case& c, auto&, std::uint64_t) {
+                 return bipq::least_norm_magnitude_pruning(c.a, c.inst.b, k).support;
+               }});
+  m.push_back({"IHT (mu " + std::to_string(iht_mu).substr(0, 4) + ")", "iht", false,
+               [k, iht_mu](const recovery_case& c, auto&, std::uint64_t) {
+                 bipq::iht_params p;
+                 p.step = iht_mu;
+                 return bipq::iterative_hard_thresholding(c.a, c.inst.b, k, p).support;
+               }});
+  m.push_back({"HTP (mu " + std::to_string(htp_mu).substr(0, 4) + ")", "htp", false,
+               [k, htp_mu](const recovery_case& c, auto&, std::uint64_t) {
+                 bipq::htp_params p;
+                 p.step = htp_mu;
+                 return bipq::hard_thresholding_pursuit(c.a, c.inst.b, k, p).support;
+               }});
+  m.push_back({"OMP", "omp", false, [k](const recovery_case& c, auto&, std::uint64_t) {
+                 return bipq::orthogonal_matching_pursuit(c.a, c.inst.b, k).support;
+               }});
+  m.push_back({"Lasso (FISTA) + LS debias", "lasso", false, [k, lasso_c](const recovery_case& c, auto&, std::uint64_t) {
+                 bipq::lasso_params p;
+                 p.lambda = bipq::universal_lasso_lambda(c.inst.noise_sd, c.inst.b.size(), c.a.cols(), lasso_c);
+                 return bipq::debiased_lasso(c.a, c.inst.b, k, p).support;
+               }});
+  return m;
+}
+
+recovery_method bip_method(std::string name, std::string key, bipq::bilevel_params p) {
+  return {std::move(name), std::move(key), true,
+          [p](const recovery_case& c, bipq::least_squares_problem<double>& problem, std::uint64_t seed) {
+            return run_bip(problem, c.dense, p, seed);
+          }};
+}
+
+struct outcome {
+  std::size_t hits = 0;
+  bool exact = false;
+  double seconds = 0.0;
+};
+
+/// outcomes[method][sample index][seed]: every method on every (n, seed), on `threads` threads.
+std::vector<std::vector<std::vector<outcome>>> run_recovery(const std::vector<recovery_method>& methods,
+                                                            const std::vector<std::size_t>& samples,
+                                                            std::uint64_t first_seed, std::size_t seeds,
+                                                            std::size_t threads) {
+  std::vector<std::vector<std::vector<outcome>>> out(
+      methods.size(), std::vector<std::vector<outcome>>(samples.size(), std::vector<outcome>(seeds)));
+  bool any_bip = false;
+  for (const auto& m : methods) any_bip |= m.is_bip;
+  // Largest n first: the slowest tasks start early and the threads finish together.
+  std::vector<std::size_t> order(samples.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](std::size_t x, std::size_t y) { return samples[x] > samples[y]; });
+  parallel_for(samples.size() * seeds, threads, [&](std::size_t task) {
+    const std::size_t ni = order[task / seeds], s = task % seeds;
+    const std::uint64_t seed = first_seed + s;
+    const recovery_case c(samples[ni], seed);
+    bipq::least_squares_problem<double> problem(c.inst.a, c.inst.b);
+    if (any_bip) problem.cache_gram();
+    for (std::size_t mi = 0; mi < methods.size(); ++mi) {
+      const auto t = clock_type::now();
+      const std::vector<std::size_t> found = methods[mi].run(c, problem, seed);
+      const auto [hits, exact] = score_support(found, c.inst.support);
+      out[mi][ni][s] = {hits, exact, seconds_since(t)};
+    }
+  });
+  return out;
+}
+
+std::size_t count_exact(const std::vector<outcome>& v) {
+  std::size_t c = 0;
+  for (const auto& o : v) c += o.exact ? 1u : 0u;
+  return c;
+}
+
+/// The n at which the recovery fraction first reaches 1/2, by linear interpolation between grid points; NaN if it
+/// never does, the first n if it starts above.
+double half_point(const std::vector<std::size_t>& samples, const std::vector<double>& fraction) {
+  if (fraction.empty()) return std::nan("");
+  if (fraction[0] >= 0.5) return static_cast<double>(samples[0]);
+  for (std::size_t i = 1; i < samples.size(); ++i)
+    if (fraction[i] >= 0.5) {
+      const double t = (0.5 - fraction[i - 1]) / (fraction[i] - fraction[i - 1]);
+      return static_cast<double>(samples[i - 1]) + t * static_cast<double>(samples[i] - samples[i - 1]);
+    }
+  return std::nan("");
+}
 void implicit_gradient_table() {
   std::printf("## 1. Implicit gradient vs central differences of F(m) = l(m*theta*(m)) (least squares, n = 30, d = 12)\n\n");
   std::printf("| gamma | exact IG rel. error | first-order IG rel. error | none (theta*g) rel. error |\n");
@@ -107,137 +290,243 @@ void implicit_gradient_table() {
   std::printf("\n");
 }
 
+
 // ---------------------------------------------------------------------------------------------------------------
-// Table 2
+// Phase transition
 
-/// Iterative hard thresholding (Blumensath & Davies 2009): x ← H_k(x − μ Aᵀ(Ax − b)/n) from x = 0, with
-/// μ = 7 / λ_max(AᵀA/n) ≈ 0.67 (λ_max ≈ 10.5; the best of a sweep over μ·λ_max ∈ {1, 2, 3, 5, 7, 9, 10, 12} on
-/// 20 seeds), 500 iterations.
-std::vector<double> iterative_hard_thresholding(const Eigen::MatrixXd& a, const Eigen::VectorXd& b, std::size_t k) {
-  const double n = static_cast<double>(a.rows());
-  const Eigen::MatrixXd gram = a.transpose() * a / n;
-  const double lmax = Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd>(gram, Eigen::EigenvaluesOnly).eigenvalues().maxCoeff();
-  const double mu = 7.0 / lmax;
-  const auto d = static_cast<std::size_t>(a.cols());
-  Eigen::VectorXd x = Eigen::VectorXd::Zero(a.cols());
-  std::vector<double> mask(d), values(d);
-  for (int it = 0; it < 500; ++it) {
-    x -= mu * (a.transpose() * (a * x - b)) / n;
-    for (std::size_t j = 0; j < d; ++j) values[j] = x(static_cast<Eigen::Index>(j));
-    bipq::magnitude_mask<double>(values, k, mask);
-    for (std::size_t j = 0; j < d; ++j) x(static_cast<Eigen::Index>(j)) *= mask[j];
+std::vector<recovery_method> phase_methods() {
+  std::vector<recovery_method> m = baseline_methods();
+  m.push_back(bip_method("BiP paper (scores, first_order)", "bip_paper", scores_settings(bipq::implicit_gradient_mode::first_order)));
+  m.push_back(bip_method("BiP best documented (relaxed, none)", "bip_best", best_settings()));
+  return m;
+}
+
+void phase_study(const std::vector<std::size_t>& samples, std::size_t seeds, std::size_t threads, const std::string& csv) {
+  const std::vector<recovery_method> methods = phase_methods();
+  const auto start = clock_type::now();
+  const auto out = run_recovery(methods, samples, 0, seeds, threads);
+  const double wall = seconds_since(start);
+
+  std::printf("## 3. Exact support recovery against n (d = 1000, k = 20, SNR 10), seeds 0-%zu: count [Wilson 95%%]\n\n",
+              seeds - 1);
+  std::printf("| method |");
+  for (std::size_t n : samples) std::printf(" n = %zu |", n);
+  std::printf(" 50%% point | s / run |\n|---|");
+  for (std::size_t i = 0; i < samples.size(); ++i) std::printf("---:|");
+  std::printf("---:|---:|\n");
+  std::vector<double> halves(methods.size());
+  for (std::size_t mi = 0; mi < methods.size(); ++mi) {
+    std::printf("| %s |", methods[mi].name.c_str());
+    std::vector<double> fraction;
+    double secs = 0.0;
+    for (std::size_t ni = 0; ni < samples.size(); ++ni) {
+      const std::size_t c = count_exact(out[mi][ni]);
+      const auto w = bipq::wilson_interval(c, seeds);
+      std::printf(" %zu [%.0f, %.0f] |", c, 100.0 * w.low, 100.0 * w.high);
+      fraction.push_back(static_cast<double>(c) / static_cast<double>(seeds));
+      for (const auto& o : out[mi][ni]) secs += o.seconds;
+    }
+    halves[mi] = half_point(samples, fraction);
+    std::printf(" %.0f | %.3f |\n", halves[mi], secs / static_cast<double>(seeds * samples.size()));
   }
-  return mask;
-}
+  std::printf("\nCounts of %zu seeds; the interval in percent. 50%% point: n where the recovery fraction first reaches "
+              "1/2 (linear between grid points).\n",
+              seeds);
 
-/// The BiP settings of the recovery study (docs/bilevel.md explains the choice).
-bipq::bilevel_params scores_settings(bipq::implicit_gradient_mode mode) {
-  bipq::bilevel_params p;
-  p.mask.k = 20;
-  p.parametrization = bipq::mask_parametrization::scores;
-  p.ig_mode = mode;
-  p.gamma = 0.01;
-  p.lower_steps = 10;
-  p.lower_learning_rate = 0.5;
-  p.momentum = 0.0;
-  p.upper_learning_rate = 3.0;
-  p.iterations = 100;
-  p.batch_size = 0;  // full batch
-  return p;
-}
-
-bipq::bilevel_params relaxed_settings(bipq::implicit_gradient_mode mode) {
-  bipq::bilevel_params p = scores_settings(mode);
-  p.parametrization = bipq::mask_parametrization::relaxed;
-  p.gamma = 0.01;
-  p.upper_learning_rate = 0.03;
-  p.iterations = 300;
-  return p;
-}
-
-/// The best setting found (docs/bilevel.md): relaxed masks started uniformly at k/n, no second IG term, 40 lower
-/// steps per upper step (θ close to θ*(m)), 600 iterations.
-bipq::bilevel_params best_settings() {
-  bipq::bilevel_params p = relaxed_settings(bipq::implicit_gradient_mode::none);
-  p.start = bipq::relaxed_start::uniform;
-  p.lower_steps = 40;
-  p.iterations = 600;
-  return p;
-}
-
-std::pair<std::size_t, bool> run_bip(const bipq::planted_regression<double>& inst, const Eigen::VectorXd& dense,
-                                     bipq::bilevel_params p, std::uint64_t seed) {
-  bipq::least_squares_problem<double> problem(inst.a, inst.b);
-  for (std::size_t j = 0; j < problem.dimension(); ++j) problem.parameters()[0].value[j] = dense(static_cast<Eigen::Index>(j));
-  p.seed = seed;
-  const auto r = bipq::bilevel_solver(p).optimize(problem);
-  return score_support(r.masks[0], inst.support);
-}
-
-void recovery_table(std::size_t seeds, std::size_t exact_seeds) {
-  using mode = bipq::implicit_gradient_mode;
-  std::printf("## 2. Planted-support recovery (n = 200, d = 1000, k = 20, SNR 10), %zu seeds\n\n", seeds);
-  std::printf("| method                                       | exact     | mean hits of 20 | s / run |\n");
-  std::printf("|----------------------------------------------|-----------|--------:|---------:|\n");
-  tally magnitude{"one-shot magnitude pruning of A+b"}, iht{"iterative hard thresholding"};
-  tally s_first{"BiP scores, first_order"}, s_none{"BiP scores, none"};
-  tally r_first{"BiP relaxed, first_order"}, r_none{"BiP relaxed, none"};
-  tally r_exact{"BiP relaxed, exact (first " + std::to_string(exact_seeds) + " seeds)"};
-  tally r_best{"BiP relaxed uniform, 40 lower steps, none"};
-  for (std::size_t seed = 0; seed < seeds; ++seed) {
-    const auto inst = bipq::make_planted_regression<double>(bipq::planted_regression_spec{}, seed);
-    bipq::least_squares_problem<double> problem(inst.a, inst.b);
-    auto t = clock_type::now();
-    const Eigen::VectorXd dense = problem.least_norm_solution();
-    std::vector<double> values(dense.data(), dense.data() + dense.size()), mask(values.size());
-    bipq::magnitude_mask<double>(values, 20, mask);
-    magnitude.add(score_support(mask, inst.support), seconds_since(t));
-    t = clock_type::now();
-    const auto iht_mask = iterative_hard_thresholding(inst.a, inst.b, 20);
-    iht.add(score_support(iht_mask, inst.support), seconds_since(t));
-    auto bip = [&](tally& row, bipq::bilevel_params p) {
-      const auto start = clock_type::now();
-      const auto s = run_bip(inst, dense, p, seed);
-      row.add(s, seconds_since(start));
-    };
-    bip(s_first, scores_settings(mode::first_order));
-    bip(s_none, scores_settings(mode::none));
-    bip(r_first, relaxed_settings(mode::first_order));
-    bip(r_none, relaxed_settings(mode::none));
-    if (seed < exact_seeds) bip(r_exact, relaxed_settings(mode::exact));
-    bip(r_best, best_settings());
+  // The best baseline: the lowest 50% point (ties: the higher count at n = 200).
+  std::size_t best = 0, at200 = samples.size();
+  for (std::size_t ni = 0; ni < samples.size(); ++ni)
+    if (samples[ni] == 200) at200 = ni;
+  for (std::size_t mi = 1; mi < methods.size(); ++mi) {
+    if (methods[mi].is_bip) continue;
+    const bool lower = halves[mi] < halves[best] || (std::isnan(halves[best]) && !std::isnan(halves[mi]));
+    if (lower) best = mi;
   }
-  for (const tally* t : {&magnitude, &iht, &s_first, &s_none, &r_first, &r_none, &r_exact, &r_best}) t->print();
+  std::printf("\nBest baseline (lowest 50%% point): %s, at n = %.0f.\n", methods[best].name.c_str(), halves[best]);
+  for (std::size_t mi = 0; mi < methods.size(); ++mi)
+    if (methods[mi].is_bip)
+      std::printf("%s: 50%% point %.0f, %+.1f%% from the best baseline's.\n", methods[mi].name.c_str(), halves[mi],
+                  100.0 * (halves[mi] / halves[best] - 1.0));
+
+  if (at200 < samples.size()) {
+    std::printf("\n## McNemar's exact test at n = 200 (paired by seed) against %s\n\n", methods[best].name.c_str());
+    std::printf("| method | its count | baseline's count | only the method | only the baseline | p (two-sided) |\n");
+    std::printf("|---|---:|---:|---:|---:|---:|\n");
+    for (std::size_t mi = 0; mi < methods.size(); ++mi) {
+      if (!methods[mi].is_bip) continue;
+      std::size_t only_m = 0, only_b = 0;
+      for (std::size_t s = 0; s < seeds; ++s) {
+        const bool x = out[mi][at200][s].exact, y = out[best][at200][s].exact;
+        only_m += x && !y ? 1u : 0u;
+        only_b += y && !x ? 1u : 0u;
+      }
+      std::printf("| %s | %zu | %zu | %zu | %zu | %.3g |\n", methods[mi].name.c_str(), count_exact(out[mi][at200]),
+                  count_exact(out[best][at200]), only_m, only_b, bipq::mcnemar_exact_p(only_m, only_b));
+    }
+  }
+  std::printf("\nWall time of the sweep: %.1f s on %zu thread(s).\n\n", wall, threads);
+
+  if (!csv.empty()) {
+    FILE* f = std::fopen(csv.c_str(), "w");
+    if (!f) {
+      std::fprintf(stderr, "toy_bilevel: cannot write %s\n", csv.c_str());
+      std::exit(1);
+    }
+    std::fprintf(f, "method,n,seed,exact,hits,seconds\n");
+    for (std::size_t mi = 0; mi < methods.size(); ++mi)
+      for (std::size_t ni = 0; ni < samples.size(); ++ni)
+        for (std::size_t s = 0; s < seeds; ++s) {
+          const outcome& o = out[mi][ni][s];
+          std::fprintf(f, "%s,%zu,%zu,%d,%zu,%.4f\n", methods[mi].key.c_str(), samples[ni], s, o.exact ? 1 : 0, o.hits,
+                       o.seconds);
+        }
+    std::fclose(f);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Tuning, on seeds 1000-1049 only
+
+void print_counts(const std::vector<recovery_method>& methods, const std::vector<std::size_t>& samples,
+                  const std::vector<std::vector<std::vector<outcome>>>& out) {
+  std::printf("| setting |");
+  for (std::size_t n : samples) std::printf(" n = %zu |", n);
+  std::printf("\n|---|");
+  for (std::size_t i = 0; i < samples.size(); ++i) std::printf("---:|");
+  std::printf("\n");
+  for (std::size_t mi = 0; mi < methods.size(); ++mi) {
+    std::printf("| %s |", methods[mi].name.c_str());
+    for (std::size_t ni = 0; ni < samples.size(); ++ni) std::printf(" %zu |", count_exact(out[mi][ni]));
+    std::printf("\n");
+  }
+  std::printf("\n");
+}
+
+/// BiP variants around the best documented mode (relaxed, uniform start, none, γ = 0.01, α = 0.5, full batch):
+/// slower upper steps with more iterations, on seeds 1000-1029 in the transition region.
+void tune_bip_study(std::size_t threads) {
+  const std::vector<std::size_t> samples{150, 200};
+  std::printf("## BiP variants on seeds 1000-1029 (exact recoveries of 30)\n\n");
+  std::vector<recovery_method> methods;
+  methods.push_back(bip_method("documented best: 40 lower steps, beta 0.03, 600 iterations", "a", best_settings()));
+  for (auto [steps, beta, iterations] : {std::tuple<std::size_t, double, std::size_t>{10, 0.01, 1800}, {20, 0.01, 1200},
+                                         {10, 0.003, 3000}}) {
+    bipq::bilevel_params p = best_settings();
+    p.lower_steps = steps;
+    p.upper_learning_rate = beta;
+    p.iterations = iterations;
+    methods.push_back(bip_method(std::to_string(steps) + " lower steps, beta " + std::to_string(beta).substr(0, 5) + ", " +
+                                     std::to_string(iterations) + " iterations",
+                                 "v", p));
+  }
+  print_counts(methods, samples, run_recovery(methods, samples, 1000, 30, threads));
+}
+
+void tune_study(std::size_t threads) {
+  const std::vector<std::size_t> samples{150, 200, 250};
+  const std::uint64_t first = 1000;
+  const std::size_t seeds = 50;
+  std::printf("## Tuning on seeds 1000-1049 (exact recoveries of 50)\n\n");
+  std::vector<recovery_method> methods;
+  for (double mu : {0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0}) methods.push_back(baseline_methods(mu)[1]);
+  for (double mu : {0.5, 0.75, 1.0, 1.25}) methods.push_back(baseline_methods(iht_step, mu)[2]);
+  for (double c : {0.5, 0.75, 1.0, 1.5, 2.0}) {
+    recovery_method m = baseline_methods(iht_step, htp_step, c)[4];
+    m.name += " c = " + std::to_string(c).substr(0, 4);
+    methods.push_back(m);
+  }
+  print_counts(methods, samples, run_recovery(methods, samples, first, seeds, threads));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Where the Hessian-free assumption holds
+
+/// ‖IG_first_order − IG_exact‖ / ‖IG_exact‖ and the same for `none`, at θ = θ*(m) (closed form), full batch, for the
+/// problem with A scaled by `scale` (so ∇²ℓ = scale² AᵀA/n).
+std::pair<double, double> ig_errors(const bipq::planted_regression<double>& inst, double scale,
+                                    const std::vector<double>& m, double gamma) {
+  bipq::least_squares_problem<double> p(scale * inst.a, inst.b);
+  const Eigen::VectorXd t = p.lower_solution(m, gamma);
+  const std::vector<double> theta(t.data(), t.data() + t.size());
+  std::vector<std::size_t> all(p.num_samples());
+  for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
+  const std::size_t d = m.size();
+  std::vector<double> exact(d), first(d), direct(d);
+  double loss = 0.0;
+  bipq::exact_implicit_gradient(p, all, std::span<const double>(theta), std::span<const double>(m), gamma,
+                                std::span<double>(exact), loss, 20000, 1e-13);
+  const std::vector<double> g(p.parameters()[0].grad.begin(), p.parameters()[0].grad.end());
+  bipq::first_order_implicit_gradient<double>(g, theta, m, gamma, first);
+  bipq::direct_gradient<double>(g, theta, direct);
+  double e1 = 0.0, e0 = 0.0, ref = 0.0;
+  for (std::size_t j = 0; j < d; ++j) {
+    e1 += (first[j] - exact[j]) * (first[j] - exact[j]);
+    e0 += (direct[j] - exact[j]) * (direct[j] - exact[j]);
+    ref += exact[j] * exact[j];
+  }
+  return {std::sqrt(e1 / ref), std::sqrt(e0 / ref)};
+}
+
+void hessian_free_table() {
+  bipq::planted_regression_spec spec;  // n = 200, d = 1000, k = 20: the instance of the phase study at n = 200
+  const auto inst = bipq::make_planted_regression<double>(spec, 0);
+  const double h = bipq::largest_gram_eigenvalue(Eigen::MatrixXd(inst.a));
+  bipq::detail::rng g(7);
+  std::vector<double> relaxed(spec.features), support(spec.features, 0.0), uniform(spec.features, 0.02);
+  for (auto& x : relaxed) x = 0.2 + 0.7 * g.uniform();
+  for (std::size_t j : inst.support) support[j] = 1.0;
+
+  std::printf("## 2. Where the Hessian-free assumption holds: first-order IG against the exact IG\n\n");
+  std::printf("Planted least squares, n = 200, d = 1000 (seed 0), ||H|| = lambda_max(A'A/n) = %.3g; relaxed mask with "
+              "entries uniform in [0.2, 0.9]; A scaled by s so that ||H|| = s^2 %.3g takes the ratio asked;\n"
+              "||IG_first_order - IG_exact|| / ||IG_exact|| at theta = theta*(m):\n\n",
+              h, h);
+  const std::vector<double> ratios{0.001, 0.01, 0.1, 1.0, 10.0, 100.0, 1000.0};
+  std::printf("| gamma \\ ||H||/gamma |");
+  for (double r : ratios) std::printf(" %g |", r);
+  std::printf("\n|---:|");
+  for (std::size_t i = 0; i < ratios.size(); ++i) std::printf("---:|");
+  std::printf("\n");
+  for (double gamma : {0.001, 0.01, 0.1, 1.0, 10.0}) {
+    std::printf("| %g |", gamma);
+    for (double r : ratios) std::printf(" %.2e |", ig_errors(inst, std::sqrt(r * gamma / h), relaxed, gamma).first);
+    std::printf("\n");
+  }
+  std::printf("\nThe same problem unscaled (the phase study's), three masks: first-order (fo) and none relative errors\n\n");
+  std::printf("| gamma | ||H||/gamma | true support: fo | none | uniform k/d: fo | none | relaxed [0.2, 0.9]: fo | none |\n");
+  std::printf("|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+  for (double gamma : {0.001, 0.01, 0.1, 1.0, 10.0, 100.0, 1000.0}) {
+    const auto a = ig_errors(inst, 1.0, support, gamma), b = ig_errors(inst, 1.0, uniform, gamma),
+               c = ig_errors(inst, 1.0, relaxed, gamma);
+    std::printf("| %g | %.3g | %.2e | %.2e | %.2e | %.2e | %.2e | %.2e |\n", gamma, h / gamma, a.first, a.second,
+                b.first, b.second, c.first, c.second);
+  }
   std::printf("\n");
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Table 3
+// The second IG term
 
 void second_term_table(std::size_t seeds) {
   using mode = bipq::implicit_gradient_mode;
-  std::printf("## 3. The 1/gamma term: first_order vs none (relaxed masks, 300 iterations, beta = 0.03), %zu seeds\n\n",
+  std::printf("## 4. The 1/gamma term: first_order vs none (relaxed masks, 300 iterations, beta = 0.03), n = 200, "
+              "%zu seeds\n\n",
               seeds);
   std::printf("| gamma | lower steps | first_order exact | first_order hits | none exact | none hits |\n");
   std::printf("|------:|------------:|------------------:|-----------------:|-----------:|----------:|\n");
-  std::vector<bipq::planted_regression<double>> instances;
-  std::vector<Eigen::VectorXd> dense;
-  for (std::size_t seed = 0; seed < seeds; ++seed) {
-    instances.push_back(bipq::make_planted_regression<double>(bipq::planted_regression_spec{}, seed));
-    bipq::least_squares_problem<double> problem(instances.back().a, instances.back().b);
-    dense.push_back(problem.least_norm_solution());
-  }
+  std::vector<std::unique_ptr<recovery_case>> cases;
+  for (std::size_t seed = 0; seed < seeds; ++seed) cases.push_back(std::make_unique<recovery_case>(200, seed));
   for (double gamma : {0.001, 0.01, 0.1, 1.0}) {
     for (std::size_t steps : {1u, 10u}) {
       tally first{"first"}, none{"none"};
       for (std::size_t seed = 0; seed < seeds; ++seed) {
+        bipq::least_squares_problem<double> problem(cases[seed]->inst.a, cases[seed]->inst.b);
+        problem.cache_gram();
         for (auto [row, m] : {std::pair<tally*, mode>{&first, mode::first_order}, {&none, mode::none}}) {
           bipq::bilevel_params p = relaxed_settings(m);
           p.gamma = gamma;
           p.lower_steps = steps;
-          p.iterations = 300;
-          p.upper_learning_rate = 0.03;
-          row->add(run_bip(instances[seed], dense[seed], p, seed), 0.0);
+          row->add(score_support(run_bip(problem, cases[seed]->dense, p, seed), cases[seed]->inst.support), 0.0);
         }
       }
       std::printf("| %5g | %11zu | %12zu / %-3zu | %16.2f | %5zu / %-3zu | %9.2f |\n", gamma, steps, first.exact, first.runs,
@@ -248,23 +537,53 @@ void second_term_table(std::size_t seeds) {
   std::printf("\n");
 }
 
+std::vector<std::size_t> parse_list(const char* program, const std::string& text) {
+  std::vector<std::size_t> out;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    const std::size_t comma = std::min(text.find(',', start), text.size());
+    out.push_back(examples::parse_number<std::size_t>(program, "--samples", text.substr(start, comma - start)));
+    start = comma + 1;
+  }
+  return out;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // tables appear row by row also when redirected to a file
-  std::size_t seeds = 100, study_seeds = 10, exact_seeds = 5;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::size_t v = static_cast<std::size_t>(std::strtoull(argv[i + 1], nullptr, 10));
-    if (std::strcmp(argv[i], "--seeds") == 0) seeds = v;
-    else if (std::strcmp(argv[i], "--study-seeds") == 0) study_seeds = v;
-    else if (std::strcmp(argv[i], "--exact-seeds") == 0) exact_seeds = v;
-    else {
-      std::fprintf(stderr, "usage: %s [--seeds N] [--study-seeds M] [--exact-seeds E]\n", argv[0]);
-      return 2;
+  const char* program = "toy_bilevel";
+  std::string study = "all", csv;
+  std::size_t seeds = 100, study_seeds = 10, threads = std::max(1u, std::thread::hardware_concurrency());
+  std::vector<std::size_t> samples{100, 125, 150, 175, 200, 250, 300, 400};
+  for (int i = 1; i < argc; ++i) {
+    const std::string flag = argv[i];
+    if (flag == "--help" || flag == "-h") {
+      std::printf("usage: toy_bilevel [--study ig|phase|second-term|tune|tune-bip|all] [--seeds N] [--samples 100,...]\n"
+                  "                   [--threads T] [--csv FILE] [--study-seeds M]\n");
+      return 0;
     }
+    if (i + 1 >= argc) examples::fail(program, "missing value for " + flag);
+    const std::string value = argv[++i];
+    if (flag == "--study") study = value;
+    else if (flag == "--seeds") seeds = examples::parse_number<std::size_t>(program, flag, value);
+    else if (flag == "--study-seeds") study_seeds = examples::parse_number<std::size_t>(program, flag, value);
+    else if (flag == "--threads") threads = examples::parse_number<std::size_t>(program, flag, value);
+    else if (flag == "--samples") samples = parse_list(program, value);
+    else if (flag == "--csv") csv = value;
+    else examples::fail(program, "unknown option " + flag);
   }
-  implicit_gradient_table();
-  recovery_table(seeds, exact_seeds);
-  second_term_table(study_seeds);
+  if (seeds == 0 || threads == 0) examples::fail(program, "--seeds and --threads must be >= 1");
+  if (study != "ig" && study != "phase" && study != "second-term" && study != "tune" && study != "tune-bip" &&
+      study != "all")
+    examples::fail(program, "unknown study '" + study + "'");
+  if (study == "ig" || study == "all") {
+    implicit_gradient_table();
+    hessian_free_table();
+  }
+  if (study == "phase" || study == "all") phase_study(samples, seeds, threads, csv);
+  if (study == "second-term" || study == "all") second_term_table(study_seeds);
+  if (study == "tune") tune_study(threads);
+  if (study == "tune-bip") tune_bip_study(threads);
   return 0;
 }

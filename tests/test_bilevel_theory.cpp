@@ -172,3 +172,29 @@ TEST_CASE("least squares: the first-order IG's relative error shrinks as γ grow
   for (std::size_t i = 1; i < errors.size(); ++i) CHECK(errors[i] < errors[i - 1]);
   CHECK(errors.back() < 0.05);
 }
+
+TEST_CASE("least squares: the first-order IG's error depends on ‖∇²ℓ‖/γ alone and is O(‖∇²ℓ‖/γ) when that is small") {
+  // Scaling A by s and γ by s² leaves F(m) unchanged (θ ↦ θ/s), so the relative error of the first-order IG is a
+  // function of ‖H‖/γ = s² λ_max(AᵀA/n)/γ.
+  const ls_fixture f(5);
+  const Eigen::MatrixXd a0 = f.inst.a;
+  const double h = Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd>(a0.transpose() * a0 / 30.0).eigenvalues().maxCoeff();
+  auto error_at = [&](double gamma, double ratio) {
+    ls_fixture g = f;
+    g.inst.a = f.inst.a * std::sqrt(ratio * gamma / h);
+    std::vector<double> exact, first;
+    ls_implicit_gradients(g, gamma, exact, first);
+    double e = 0.0, r = 0.0;
+    for (std::size_t j = 0; j < exact.size(); ++j) {
+      e += (first[j] - exact[j]) * (first[j] - exact[j]);
+      r += exact[j] * exact[j];
+    }
+    return std::sqrt(e / r);
+  };
+  for (double ratio : {0.01, 0.1, 1.0, 10.0}) {
+    const double reference = error_at(1.0, ratio);
+    for (double gamma : {0.01, 100.0}) CHECK(error_at(gamma, ratio) == doctest::Approx(reference).epsilon(1e-6));
+    if (ratio <= 0.1) CHECK(reference <= ratio);  // safe: an error below ‖H‖/γ
+    else CHECK(reference >= 0.05 * ratio);         // not safe: the error grows with ‖H‖/γ
+  }
+}
