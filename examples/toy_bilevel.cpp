@@ -158,27 +158,27 @@ struct recovery_method {
 
 std::vector<recovery_method> baseline_methods(double iht_mu = iht_step, double htp_mu = htp_step,
                                               double lasso_c = lasso_constant) {
-  const std::size_t k = 20;
+  constexpr std::size_t k = 20;  // the planted support size (a constant: lambdas use it without capturing it)
   std::vector<recovery_method> m;
-  m.push_back({"magnitude pruning of A+b", "magnitude", false, [k](const recovery_case& c, auto&, std::uint64_t) {
+  m.push_back({"magnitude pruning of A+b", "magnitude", false, [](const recovery_case& c, auto&, std::uint64_t) {
                  return bipq::least_norm_magnitude_pruning(c.a, c.inst.b, k).support;
                }});
   m.push_back({"IHT (mu " + std::to_string(iht_mu).substr(0, 4) + ")", "iht", false,
-               [k, iht_mu](const recovery_case& c, auto&, std::uint64_t) {
+               [iht_mu](const recovery_case& c, auto&, std::uint64_t) {
                  bipq::iht_params p;
                  p.step = iht_mu;
                  return bipq::iterative_hard_thresholding(c.a, c.inst.b, k, p).support;
                }});
   m.push_back({"HTP (mu " + std::to_string(htp_mu).substr(0, 4) + ")", "htp", false,
-               [k, htp_mu](const recovery_case& c, auto&, std::uint64_t) {
+               [htp_mu](const recovery_case& c, auto&, std::uint64_t) {
                  bipq::htp_params p;
                  p.step = htp_mu;
                  return bipq::hard_thresholding_pursuit(c.a, c.inst.b, k, p).support;
                }});
-  m.push_back({"OMP", "omp", false, [k](const recovery_case& c, auto&, std::uint64_t) {
+  m.push_back({"OMP", "omp", false, [](const recovery_case& c, auto&, std::uint64_t) {
                  return bipq::orthogonal_matching_pursuit(c.a, c.inst.b, k).support;
                }});
-  m.push_back({"Lasso (FISTA) + LS debias", "lasso", false, [k, lasso_c](const recovery_case& c, auto&, std::uint64_t) {
+  m.push_back({"Lasso (FISTA) + LS debias", "lasso", false, [lasso_c](const recovery_case& c, auto&, std::uint64_t) {
                  bipq::lasso_params p;
                  p.lambda = bipq::universal_lasso_lambda(c.inst.noise_sd, c.inst.b.size(), c.a.cols(), lasso_c);
                  return bipq::debiased_lasso(c.a, c.inst.b, k, p).support;

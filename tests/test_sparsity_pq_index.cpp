@@ -343,7 +343,8 @@ TEST_CASE_TEMPLATE("a mask of ones gives the unmasked index, in every scope", T,
       const std::vector<T> ones(w.size(), T(1));
       const std::vector<std::vector<T>> ws{std::vector<T>(w.begin(), w.begin() + static_cast<std::ptrdiff_t>(n)), w};
       const std::vector<std::vector<T>> masks{std::vector<T>(n, T(1)), ones};
-      for (auto [p, q] : pq_pairs) {
+      for (const auto& [p_value, q_value] : pq_pairs) {
+        const double p = p_value, q = q_value;  // CAPTURE needs variables, not structured bindings (clang 14)
         CAPTURE(n);
         CAPTURE(scale);
         CAPTURE(p);
