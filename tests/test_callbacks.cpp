@@ -159,7 +159,7 @@ TEST_CASE("csv_log: a run that ends by an exception leaves neither the file nor 
   CHECK_FALSE(std::filesystem::exists(path.string() + ".tmp"));
   bipq::csv_log bad(std::filesystem::path("/nonexistent-dir-bipq/x.csv"));
   CHECK_THROWS_AS(bad.begin(bipq::run_info{}), std::runtime_error);
-  CHECK_THROWS_WITH_AS(bipq::csv_log(std::filesystem::path()), "csv_log(): path must not be empty", std::invalid_argument);
+  CHECK_THROWS_WITH_AS(bipq::csv_log{std::filesystem::path()}, "csv_log(): path must not be empty", std::invalid_argument);
 }
 
 TEST_CASE("pq_monitor: flags regularise → compress at the PQI minimum and compress → collapse at the maximum") {

@@ -54,7 +54,8 @@ TEST_CASE_TEMPLATE("n_m_mask keeps the N largest |w| of every M along the input 
       std::vector<T> w(size);
       std::normal_distribution<double> normal(0.0, 1.0);
       for (auto& x : w) x = tied ? T(int(rng() % 5) - 2) : T(normal(rng));  // ±2, ±1, 0: many |w| ties
-      for (const auto& [n, m] : patterns) {
+      for (const auto& pattern : patterns) {
+        const std::size_t n = pattern.first, m = pattern.second;  // variables, for CAPTURE
         std::vector<T> mask(size, T(7));
         bipq::n_m_mask<T>(w, shape, n, m, mask);
         CAPTURE(n);
