@@ -128,6 +128,12 @@ inline std::vector<std::size_t> nonzero_indices(const Eigen::VectorXd& x) {
   return s;
 }
 
+/// One gradient step on ‖Ax − b‖²/2n: x − (μ/n) Aᵀ(Ax − b), `scale` = μ/n (the step of IHT and HTP).
+inline Eigen::VectorXd gradient_step(const Eigen::MatrixXd& a, const Eigen::VectorXd& b, const Eigen::VectorXd& x,
+                                     double scale) {
+  return x - scale * (a.transpose() * (a * x - b));
+}
+
 inline void check_recovery_input(const Eigen::MatrixXd& a, const Eigen::VectorXd& b, std::size_t k, const char* func) {
   if (a.rows() == 0 || a.cols() == 0) throw std::invalid_argument(std::string(func) + "(): a must not be empty");
   if (b.size() != a.rows())
@@ -183,7 +189,7 @@ inline sparse_estimate iterative_hard_thresholding(const Eigen::MatrixXd& a, con
   sparse_estimate out;
   out.x = Eigen::VectorXd::Zero(a.cols());
   for (out.iterations = 1; out.iterations <= p.max_iterations; ++out.iterations) {
-    const Eigen::VectorXd u = out.x - scale * (a.transpose() * (a * out.x - b));
+    const Eigen::VectorXd u = detail::gradient_step(a, b, out.x, scale);
     std::vector<std::size_t> s = largest_entries(u, k);
     Eigen::VectorXd next = Eigen::VectorXd::Zero(a.cols());
     for (std::size_t j : s) next(static_cast<Eigen::Index>(j)) = u(static_cast<Eigen::Index>(j));
@@ -208,7 +214,7 @@ inline sparse_estimate hard_thresholding_pursuit(const Eigen::MatrixXd& a, const
   sparse_estimate out;
   out.x = Eigen::VectorXd::Zero(a.cols());
   for (out.iterations = 1; out.iterations <= p.max_iterations; ++out.iterations) {
-    const Eigen::VectorXd u = out.x - scale * (a.transpose() * (a * out.x - b));
+    const Eigen::VectorXd u = detail::gradient_step(a, b, out.x, scale);
     std::vector<std::size_t> s = largest_entries(u, k);
     if (s == out.support) {
       out.converged = true;
