@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -45,6 +46,9 @@ class batch_norm2d : public layer<T> {
   }
   const std::vector<double>& running_mean() const noexcept { return running_mean_; }
   const std::vector<double>& running_var() const noexcept { return running_var_; }
+  /// The running statistics as writable spans (mean, then variance), e.g. to average them across data-parallel ranks.
+  std::span<double> running_mean_values() noexcept { return running_mean_; }
+  std::span<double> running_var_values() noexcept { return running_var_; }
 
   void forward(const thread_context& ctx, const activation<T>& x, activation<T>& y) override {
     y.resize(output_shape(x.sample_shape()), x.n);
