@@ -31,6 +31,7 @@
 #include "bipq/prune/omp.hpp"
 #include "bipq/prune/sap.hpp"
 #include "command_line.hpp"
+#include "distributed.hpp"
 
 namespace {
 
@@ -51,6 +52,7 @@ surviving weights, wall time, and time relative to IMP.
   --csv FILE        write one row per method and round to FILE    (default: prune_results.csv)
   --save-masks DIR  write masks and pruned weights as .npy into DIR/<method>/, with an index.json
   --data DIR        Fashion-MNIST directory (default: $BIPQ_FASHION_MNIST or /usr/share/datasets/fashion-mnist)
+  --distributed M   auto | on | off: data-parallel over MPI ranks (mpirun -np N; auto: when launched by mpirun)
   --help            this text
 )";
 
@@ -68,6 +70,7 @@ struct options {
   std::string csv = "prune_results.csv";
   std::string save_masks;
   std::string data;
+  examples::distributed_mode distributed = examples::distributed_mode::automatic;
 };
 
 const examples::command_line cli{"prune_fashion_mnist", usage};
@@ -126,6 +129,8 @@ options parse(int argc, char** argv) {
       o.save_masks = v;
     } else if (flag == "--data") {
       o.data = v;
+    } else if (flag == "--distributed") {
+      if (!examples::parse_distributed_mode(v, o.distributed)) cli.fail("invalid value '" + v + "' for --distributed");
     } else {
       cli.fail("unknown flag " + flag);
     }
@@ -163,8 +168,9 @@ bipq::train_params training_of(const options& o) {
 
 using result_type = bipq::prune_result<float>;
 
-result_type run_method(const std::string& method, const options& o, bipq::eigen::classifier& problem) {
-  bipq::progress_bar bar;
+template <class Problem, class Wrap>
+result_type run_method(const std::string& method, const options& o, Problem& problem, Wrap wrap) {
+  auto bar = wrap(bipq::progress_bar{});
   const bipq::mask_spec mask = mask_of(o);
   const bipq::train_params train = training_of(o);
   if (method == "imp") return bipq::imp(problem, bipq::imp_params{.mask = mask, .train = train}, bar);
@@ -202,6 +208,7 @@ void save_masks(const std::string& dir, const std::string& method, const bipq::e
 
 int main(int argc, char** argv) {
   const options o = parse(argc, argv);
+  examples::distributed dist(argc, argv, o.distributed, "prune_fashion_mnist");
   try {
     auto data = bipq::io::load_fashion_mnist(o.data);
     if (o.train_size > 0 && o.train_size < data.train.size()) data.train = bipq::io::head(data.train, o.train_size);
@@ -209,6 +216,7 @@ int main(int argc, char** argv) {
                 "training run; seed %llu; %zu threads\n\n",
                 data.train.size(), data.test.size(), o.model.c_str(), o.density, o.epochs,
                 static_cast<unsigned long long>(o.seed), o.threads);
+    if (dist.active()) std::printf("data-parallel over %d MPI ranks\n\n", dist.ranks());
     std::fflush(stdout);
 
     std::vector<std::pair<std::string, result_type>> results;
@@ -216,14 +224,14 @@ int main(int argc, char** argv) {
     for (const std::string& method : o.methods) {
       auto model = make_model(o);
       bipq::eigen::classifier problem(model, data.train, data.test, o.threads);
-      result_type r = run_method(method, o, problem);
+      result_type r = dist.run(problem, [&](auto& p, auto wrap) { return run_method(method, o, p, wrap); });
       records.emplace_back(method, r.history);
-      if (!o.save_masks.empty()) save_masks(o.save_masks, method, problem, r);
-      std::fprintf(stderr, "%s: density %.4f, test accuracy %.2f%%, %.1f s\n", method.c_str(),
+      if (!o.save_masks.empty() && dist.is_root()) save_masks(o.save_masks, method, problem, r);
+      if (dist.is_root()) std::fprintf(stderr, "%s: density %.4f, test accuracy %.2f%%, %.1f s\n", method.c_str(),
                    r.final_record().density, 100.0 * r.final_record().test_accuracy, r.seconds);
       results.emplace_back(method, std::move(r));
     }
-    if (!o.csv.empty()) bipq::write_records_csv(o.csv, records);
+    if (!o.csv.empty() && dist.is_root()) bipq::write_records_csv(o.csv, records);
 
     double imp_seconds = 0.0;
     for (const auto& [m, r] : results)
@@ -241,8 +249,7 @@ int main(int argc, char** argv) {
     }
     if (!o.csv.empty()) std::printf("\nper-round records written to %s\n", o.csv.c_str());
   } catch (const std::exception& e) {
-    std::cerr << "prune_fashion_mnist: " << e.what() << '\n';
-    return 1;
+    return dist.fail("prune_fashion_mnist", e.what());
   }
   return 0;
 }
