@@ -80,6 +80,14 @@ class distributed {
     return f(problem, [](auto&& callback) { return std::forward<decltype(callback)>(callback); });
   }
 
+  /// The sum of `v` over the ranks (v itself on one process), e.g. the samples every rank's model computed.
+  double sum(double v) const {
+#if BIPQ_EXAMPLE_WITH_MPI
+    if (env_) MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+#endif
+    return v;
+  }
+
   /// An error on one rank: ends every rank with the message (distributed), else prints it; returns the exit status.
   int fail(const char* program, const char* message) const {
 #if BIPQ_EXAMPLE_WITH_MPI
