@@ -2,7 +2,8 @@
 # Installs the Debian 12 packages bipq builds, tests and runs with, when some are missing (needs root to install).
 set -euo pipefail
 packages=(g++ cmake make libeigen3-dev xtensor-dev xtl-dev libxsimd-dev doctest-dev libbenchmark-dev zlib1g-dev
-          dataset-fashion-mnist python3-numpy)
+          dataset-fashion-mnist python3-numpy
+          libtorch-dev python3-torch)  # the LibTorch adapter (bipq::torch) and its round trip into PyTorch
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
