@@ -119,9 +119,9 @@ void libtorch_train_step(benchmark::State& state) {
 
 }  // namespace
 
-BENCHMARK(eigen_train_step)->ArgNames({"batch", "threads"})->Args({128, 1})->Args({128, 2})->MeasureProcessCPUTime()->UseRealTime()
-    ->Unit(benchmark::kMillisecond);
-BENCHMARK(torch_adapter_train_step)->ArgNames({"batch", "threads"})->Args({128, 1})->Args({128, 2})->MeasureProcessCPUTime()->UseRealTime()
-    ->Unit(benchmark::kMillisecond);
-BENCHMARK(libtorch_train_step)->ArgNames({"batch", "threads"})->Args({128, 1})->Args({128, 2})->MeasureProcessCPUTime()->UseRealTime()
-    ->Unit(benchmark::kMillisecond);
+BENCHMARK(eigen_train_step)->ArgNames({"batch", "threads"})->Args({128, 1})->Args({128, 2})
+    ->MeasureProcessCPUTime()->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(torch_adapter_train_step)->ArgNames({"batch", "threads"})->Args({128, 1})->Args({128, 2})
+    ->MeasureProcessCPUTime()->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(libtorch_train_step)->ArgNames({"batch", "threads"})->Args({128, 1})->Args({128, 2})
+    ->MeasureProcessCPUTime()->UseRealTime()->Unit(benchmark::kMillisecond);

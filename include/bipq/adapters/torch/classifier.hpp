@@ -169,7 +169,7 @@ class classifier {
                                     std::to_string(indices[i]) + ", expected < num_samples() = " + std::to_string(n));
       idx[i] = static_cast<std::int64_t>(indices[i]);
     }
-    at::set_num_threads(static_cast<int>(threads_));
+    use_threads();
     const at::Tensor index = at::from_blob(idx.data(), {static_cast<std::int64_t>(idx.size())}, at::kLong);
     const at::Tensor x = train_.images.index_select(0, index), y = train_.labels.index_select(0, index);
     for (std::size_t j = 0; j < tensors_.size(); ++j) check_storage(j, "before");
@@ -189,7 +189,7 @@ class classifier {
     check_data(d, "d");
     const std::int64_t n = d.size();
     if (n == 0) return {std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::quiet_NaN()};
-    at::set_num_threads(static_cast<int>(threads_));
+    use_threads();
     const mode_guard inference(*this, false);
     const at::NoGradGuard no_grad;
     constexpr std::int64_t chunk = 1000;
@@ -230,6 +230,12 @@ class classifier {
 
   // Throws if parameter j's value or gradient is no longer the storage its spans point to; `when` is "before" or
   // "after" (backward()).
+  // LibTorch's thread count is process-wide: set it back if something else changed it (setting it when unchanged
+  // is not free: it reconfigures the OpenMP pool).
+  void use_threads() const {
+    if (at::get_num_threads() != static_cast<int>(threads_)) at::set_num_threads(static_cast<int>(threads_));
+  }
+
   void check_storage(std::size_t j, const char* when) const {
     const at::Tensor& p = tensors_[j];
     const at::Tensor& g = p.grad();
