@@ -415,8 +415,8 @@ TEST_CASE("LeNet-5 in libtorch and in bipq's Eigen adapter: same loss, same grad
     const auto re = bipq::omp(ep, bipq::omp_params{.mask = mask, .train = t});
     const auto rt = bipq::omp(tp, bipq::omp_params{.mask = mask, .train = t});
     const mask_agreement a = agreement(re.masks, rt.masks);
-    MESSAGE("OMP, LeNet-5, density 0.1, 1024 images, 1 epoch: masks equal on " << a.equal
-            << " of the entries, Jaccard index of the kept sets " << a.jaccard << "; test accuracy eigen "
+    MESSAGE("OMP, LeNet-5, density 0.1, 1024 images, 1 epoch: fraction of mask entries equal " << a.equal
+            << ", Jaccard index of the kept sets " << a.jaccard << "; test accuracy eigen "
             << re.final_record().test_accuracy << ", torch " << rt.final_record().test_accuracy);
     CHECK(a.jaccard >= 0.99);
   }
@@ -430,8 +430,8 @@ TEST_CASE("LeNet-5 in libtorch and in bipq's Eigen adapter: same loss, same grad
     const auto re = bipq::bip(ep, p);
     const auto rt = bipq::bip(tp, p);
     const mask_agreement a = agreement(re.masks, rt.masks);
-    MESSAGE("BiP, LeNet-5, density 0.1, 1024 images, 1 + 1 epochs: masks equal on " << a.equal
-            << " of the entries, Jaccard index of the kept sets " << a.jaccard << "; test accuracy eigen "
+    MESSAGE("BiP, LeNet-5, density 0.1, 1024 images, 1 + 1 epochs: fraction of mask entries equal " << a.equal
+            << ", Jaccard index of the kept sets " << a.jaccard << "; test accuracy eigen "
             << re.final_record().test_accuracy << ", torch " << rt.final_record().test_accuracy);
     CHECK(a.jaccard >= 0.99);
   }
