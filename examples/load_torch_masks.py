@@ -6,7 +6,8 @@ torch.nn.utils.prune.custom_from_mask, and evaluates it on the Fashion-MNIST tes
     /usr/bin/python3 examples/load_torch_masks.py masks/bip
 
 Prints bipq's test accuracy and PyTorch's; exits with status 1 if they differ by more than --tolerance test images
-(default 0), if a pruned weight is not zero in the module, or if a file is missing or does not fit the module.
+(default 0) or PyTorch's is below --min-accuracy, if a pruned weight is not zero in the module, or if a file is
+missing or does not fit the module.
 Needs Debian's python3-torch and python3-numpy.
 """
 import argparse
@@ -69,6 +70,9 @@ def main():
     parser.add_argument("directory", help="DIR/<method> as written by prune_torch_module --save DIR")
     parser.add_argument("--data", default=os.environ.get("BIPQ_FASHION_MNIST", "/usr/share/datasets/fashion-mnist"))
     parser.add_argument("--tolerance", type=int, default=0, help="test images the two may disagree on (default 0)")
+    parser.add_argument("--min-accuracy", type=float, default=0.0,
+                        help="fail if PyTorch's test accuracy is below this fraction (a model that learned nothing "
+                             "predicts one class, which any loader reproduces)")
     args = parser.parse_args()
 
     with open(os.path.join(args.directory, "index.json")) as f:
@@ -121,6 +125,8 @@ def main():
           f"({differ} images differ)")
     if differ > args.tolerance:
         sys.exit(f"load_torch_masks: the accuracies differ by {differ} test images (tolerance {args.tolerance})")
+    if ours < args.min_accuracy:
+        sys.exit(f"load_torch_masks: test accuracy {ours:.4f} is below --min-accuracy {args.min_accuracy}")
 
 
 if __name__ == "__main__":
