@@ -6,6 +6,7 @@
 //   prune_torch_module --method bip,imp --density 0.05 --epochs 3 --save masks
 //   /usr/bin/python3 examples/load_torch_masks.py masks/bip
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -35,7 +36,8 @@ namespace {
 const char* usage = R"(usage: prune_torch_module [options]
 
 Prunes a LibTorch module (LeNet-5 written as a torch::nn::Module) trained on Fashion-MNIST with BiP and IMP and
-prints, per method: density reached, test accuracy, PQ Index of the surviving weights, wall time, time relative to IMP.
+prints, per method: density reached, test and validation accuracy, PQ Index of the surviving weights, training cost
+in passes over the training set, wall time, and time relative to IMP.
 
   --method M        bip | imp | all, or a comma-separated list      (default: all)
   --density D       fraction of prunable weights kept, in (0, 1]     (default: 0.05)
@@ -44,7 +46,8 @@ prints, per method: density reached, test accuracy, PQ Index of the surviving we
   --finetune-epochs F BiP: fine-tuning epochs with the mask fixed   (default: 3)
   --seed N          initialisation, shuffling and solver seed        (default: 0)
   --threads N       LibTorch intra-op threads                        (default: 2)
-  --train-size N    use the first N training images (0 = all)        (default: 0)
+  --validation N    hold out the last N training images for validation (default: 5000)
+  --train-size N    use the first N of the other training images (0 = all) (default: 0)
   --test-size N     evaluate on the first N test images (0 = all)    (default: 0)
   --save DIR        write every parameter and mask as .npy into DIR/<method>/, with an index.json
   --data DIR        Fashion-MNIST directory (default: $BIPQ_FASHION_MNIST or /usr/share/datasets/fashion-mnist)
@@ -84,7 +87,7 @@ struct options {
   std::size_t finetune_epochs = 3;
   std::uint64_t seed = 0;
   std::size_t threads = 2;
-  std::size_t train_size = 0, test_size = 0;
+  std::size_t validation = 5000, train_size = 0, test_size = 0;
   std::string save, data;
 };
 
@@ -119,6 +122,8 @@ options parse(int argc, char** argv) {
     } else if (flag == "--threads") {
       o.threads = cli.number<std::size_t>(flag, v);
       if (o.threads == 0) cli.fail("--threads must be >= 1");
+    } else if (flag == "--validation") {
+      o.validation = cli.number<std::size_t>(flag, v);
     } else if (flag == "--train-size") {
       o.train_size = cli.number<std::size_t>(flag, v);
     } else if (flag == "--test-size") {
@@ -205,41 +210,59 @@ int main(int argc, char** argv) {
   const options o = parse(argc, argv);
   try {
     auto data = bipq::io::load_fashion_mnist(o.data);
-    if (o.train_size > 0 && o.train_size < data.train.size()) data.train = bipq::io::head(data.train, o.train_size);
+    if (o.validation >= data.train.size())
+      examples::fail("prune_torch_module", "--validation " + std::to_string(o.validation) +
+                                               " leaves no training images");
+    const bipq::io::image_dataset validation_images = bipq::io::tail(data.train, o.validation);
+    std::size_t train_size = data.train.size() - o.validation;
+    if (o.train_size > 0 && o.train_size < train_size) train_size = o.train_size;
+    data.train = bipq::io::head(data.train, train_size);
     if (o.test_size > 0 && o.test_size < data.test.size()) data.test = bipq::io::head(data.test, o.test_size);
     const bipq::torch_adapter::tensor_dataset train = bipq::torch_adapter::to_tensors(data.train),
                                               test = bipq::torch_adapter::to_tensors(data.test);
-    std::printf("Fashion-MNIST: %zu training and %zu test images; LibTorch module lenet5; target density %.3g; %zu "
-                "epochs per training run; seed %llu; %zu threads\n\n",
-                data.train.size(), data.test.size(), o.density, o.epochs, static_cast<unsigned long long>(o.seed),
-                o.threads);
+    const bipq::torch_adapter::tensor_dataset validation =
+        validation_images.size() > 0 ? bipq::torch_adapter::to_tensors(validation_images)
+                                     : bipq::torch_adapter::tensor_dataset{};
+    std::printf("Fashion-MNIST: %zu training, %zu validation and %zu test images; LibTorch module lenet5; target "
+                "density %.3g; %zu epochs per training run; seed %llu; %zu threads\n\n",
+                data.train.size(), validation_images.size(), data.test.size(), o.density, o.epochs,
+                static_cast<unsigned long long>(o.seed), o.threads);
     std::fflush(stdout);
 
-    std::vector<std::pair<std::string, result_type>> results;
+    struct row {
+      std::string method;
+      result_type result;
+      double validation_accuracy, passes;
+    };
+    std::vector<row> results;
     for (const std::string& method : o.methods) {
       torch::manual_seed(o.seed);  // the same initialisation for every method
       lenet5 net;
       problem_type problem(net, train, test, o.threads);
       result_type r = run_method(method, o, problem);
       if (!o.save.empty()) save(o.save, method, problem, r, data.test.size());
-      std::fprintf(stderr, "%s: density %.4f, test accuracy %.2f%%, %.1f s\n", method.c_str(),
-                   r.final_record().density, 100.0 * r.final_record().test_accuracy, r.seconds);
-      results.emplace_back(method, std::move(r));
+      const double v = validation.size() > 0 ? problem.evaluate(validation).accuracy : std::nan("");
+      const double passes = double(problem.samples_processed()) / double(data.train.size());
+      std::fprintf(stderr, "%s: density %.4f, test accuracy %.2f%%, validation accuracy %.2f%%, %.1f passes, %.1f s\n",
+                   method.c_str(), r.final_record().density, 100.0 * r.final_record().test_accuracy, 100.0 * v, passes,
+                   r.seconds);
+      results.push_back({method, std::move(r), v, passes});
     }
 
+    // The table of prune_fashion_mnist.
     double imp_seconds = 0.0;
-    for (const auto& [m, r] : results)
-      if (m == "imp") imp_seconds = r.seconds;
-    std::printf("| method | density | test accuracy | PQ Index | wall time (s) | time / IMP |\n");
-    std::printf("|---|---:|---:|---:|---:|---:|\n");
-    for (const auto& [m, r] : results) {
-      const auto& f = r.final_record();
-      if (imp_seconds > 0.0)
-        std::printf("| %s | %.4f | %.2f%% | %.4f | %.1f | %.2f |\n", m.c_str(), f.density, 100.0 * f.test_accuracy,
-                    f.pq_index, r.seconds, r.seconds / imp_seconds);
-      else
-        std::printf("| %s | %.4f | %.2f%% | %.4f | %.1f | - |\n", m.c_str(), f.density, 100.0 * f.test_accuracy,
-                    f.pq_index, r.seconds);
+    for (const row& x : results)
+      if (x.method == "imp") imp_seconds = x.result.seconds;
+    std::printf("| method | density | test accuracy | validation accuracy | PQ Index | passes (epochs) | "
+                "wall time (s) | time / IMP |\n");
+    std::printf("|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    for (const row& x : results) {
+      const auto& f = x.result.final_record();
+      char ratio[32] = "-";
+      if (imp_seconds > 0.0) std::snprintf(ratio, sizeof ratio, "%.2f", x.result.seconds / imp_seconds);
+      std::printf("| %s | %.4f | %.2f%% | %.2f%% | %.4f | %.1f | %.1f | %s |\n", x.method.c_str(), f.density,
+                  100.0 * f.test_accuracy, 100.0 * x.validation_accuracy, f.pq_index, x.passes, x.result.seconds,
+                  ratio);
     }
     if (!o.save.empty()) std::printf("\nparameters and masks written to %s/<method>/\n", o.save.c_str());
   } catch (const std::exception& e) {

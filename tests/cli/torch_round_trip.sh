@@ -11,7 +11,7 @@ examples=$3
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 "$demo" --method bip,imp --density 0.64 --epochs 1 --bilevel-epochs 1 --finetune-epochs 1 \
-        --train-size 5000 --test-size 1000 --threads 1 \
+        --validation 1000 --train-size 5000 --test-size 1000 --threads 1 \
         --save "$work" >"$work/table" 2>/dev/null
 cat "$work/table"
 for method in bip imp; do

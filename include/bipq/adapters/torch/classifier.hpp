@@ -155,6 +155,9 @@ class classifier {
   std::size_t num_samples() const { return static_cast<std::size_t>(train_.size()); }
   std::size_t threads() const noexcept { return threads_; }
   Net& module() noexcept { return net_; }
+  /// Training samples through forward and backward so far (Σ |indices| over loss_and_gradient calls): a run's
+  /// cost in passes, the same on every machine. Evaluation is not counted.
+  std::size_t samples_processed() const noexcept { return samples_processed_; }
 
   /// Mean cross-entropy over the training samples `indices` in training mode (batch-norm running statistics are
   /// updated), with its gradient written into every parameter's grad. Throws std::invalid_argument if indices is empty
@@ -170,6 +173,7 @@ class classifier {
       idx[i] = static_cast<std::int64_t>(indices[i]);
     }
     use_threads();
+    samples_processed_ += indices.size();
     const at::Tensor index = at::from_blob(idx.data(), {static_cast<std::int64_t>(idx.size())}, at::kLong);
     const at::Tensor x = train_.images.index_select(0, index), y = train_.labels.index_select(0, index);
     for (std::size_t j = 0; j < tensors_.size(); ++j) check_storage(j, "before");
@@ -211,6 +215,7 @@ class classifier {
   Net net_;
   tensor_dataset train_, test_;
   std::size_t threads_;
+  std::size_t samples_processed_ = 0;
   std::vector<parameter<float>> parameters_;
   std::vector<at::Tensor> tensors_;  // the parameters, in parameters_ order
 
