@@ -5,6 +5,8 @@ packages=(g++ cmake make libeigen3-dev xtensor-dev xtl-dev libxsimd-dev doctest-
           dataset-fashion-mnist python3-numpy)
 # MPI: bipq::mpi (include/bipq/distributed/), its 2-rank tests and the demo's data-parallel mode.
 packages+=(libopenmpi-dev openmpi-bin)
+# LibTorch: the adapter bipq::torch and its round trip into PyTorch.
+packages+=(libtorch-dev python3-torch)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
