@@ -99,10 +99,11 @@ std::string unique_write_id();
 /// committed set: the file `dir / stamp` (which must differ between any two writes of the set) is read before and
 /// after, and the read is repeated while they differ or while a failure coincides with a change. Throws what
 /// `read` throws when the stamp did not change (a genuine error), and std::runtime_error naming `dir` when the set
-/// changed during every one of `attempts` attempts.
+/// changed during every one of `attempts` attempts. When the stamp cannot be read at all, the last attempt is
+/// `read(dir)` alone, so that its own error names what is missing.
 template <class Read>
 auto read_directory_consistently(const std::filesystem::path& dir, const std::string& stamp, Read&& read,
-                                 int attempts = 64) -> std::invoke_result_t<Read&, const std::filesystem::path&>;
+                                 int attempts = 16) -> std::invoke_result_t<Read&, const std::filesystem::path&>;
 
 // ---------------------------------------------------------------------------------------------------------------
 namespace detail {
@@ -323,8 +324,7 @@ auto read_directory_consistently(const std::filesystem::path& dir, const std::st
   for (int attempt = 0;; ++attempt) {
     const auto before = stamp_now();
     const bool last = attempt + 1 >= attempts;
-    if (!before.first && last)
-      throw std::runtime_error("read_directory_consistently(): cannot read " + (dir / stamp).string());
+    if (!before.first && last) return read(dir);  // no stamp to be found: let `read` report what is missing
     if (before.first) {
       try {
         auto result = read(dir);
