@@ -31,6 +31,7 @@
 #include "bipq/prune/omp.hpp"
 #include "bipq/prune/sap.hpp"
 #include "command_line.hpp"
+#include "model_export.hpp"
 
 namespace {
 
@@ -49,7 +50,10 @@ surviving weights, wall time, and time relative to IMP.
   --threads N       threads of the CNN                             (default: 2)
   --train-size N    use the first N training images (0 = all)      (default: 0)
   --csv FILE        write one row per method and round to FILE    (default: prune_results.csv)
-  --save-masks DIR  write masks and pruned weights as .npy into DIR/<method>/, with an index.json
+  --save-masks DIR  write each method's complete model (architecture, weights, masks, index.json) into
+                    DIR/<method>/, replacing that directory atomically (layout: docs/export.md)
+  --export DIR      write each method's final model into DIR/<method>/ in deployable form (sparse storage
+                    for unstructured masks)
   --data DIR        Fashion-MNIST directory (default: $BIPQ_FASHION_MNIST or /usr/share/datasets/fashion-mnist)
   --help            this text
 )";
@@ -67,6 +71,7 @@ struct options {
   std::size_t train_size = 0;
   std::string csv = "prune_results.csv";
   std::string save_masks;
+  std::string export_dir;
   std::string data;
 };
 
@@ -124,6 +129,8 @@ options parse(int argc, char** argv) {
       o.csv = v;
     } else if (flag == "--save-masks") {
       o.save_masks = v;
+    } else if (flag == "--export") {
+      o.export_dir = v;
     } else if (flag == "--data") {
       o.data = v;
     } else {
@@ -178,26 +185,6 @@ result_type run_method(const std::string& method, const options& o, bipq::eigen:
   return bipq::bip(problem, p, bar);
 }
 
-void save_masks(const std::string& dir, const std::string& method, const bipq::eigen::classifier& problem,
-                const result_type& r) {
-  namespace fs = std::filesystem;
-  const fs::path out = fs::path(dir) / method;
-  fs::create_directories(out);
-  const auto& ps = problem.parameters();
-  std::string index = "{\n  \"method\": \"" + method + "\",\n  \"tensors\": [\n";
-  for (std::size_t j = 0; j < r.masks.size(); ++j) {
-    const auto& p = ps[r.masks.prunable()[j]];
-    bipq::io::write_npy<float>(out / (p.name + ".mask.npy"), r.masks[j], p.shape);
-    bipq::io::write_npy<float>(out / (p.name + ".weight.npy"), std::span<const float>(p.value), p.shape);
-    std::string shape;
-    for (std::size_t s : p.shape) shape += (shape.empty() ? "" : ", ") + std::to_string(s);
-    index += "    {\"name\": \"" + p.name + "\", \"shape\": [" + shape + "], \"mask\": \"" + p.name +
-             ".mask.npy\", \"weight\": \"" + p.name + ".weight.npy\"}" + (j + 1 < r.masks.size() ? ",\n" : "\n");
-  }
-  index += "  ]\n}\n";
-  bipq::io::write_file_atomically(out / "index.json", index);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -218,7 +205,8 @@ int main(int argc, char** argv) {
       bipq::eigen::classifier problem(model, data.train, data.test, o.threads);
       result_type r = run_method(method, o, problem);
       records.emplace_back(method, r.history);
-      if (!o.save_masks.empty()) save_masks(o.save_masks, method, problem, r);
+      if (!o.save_masks.empty()) examples::save_masks(o.save_masks, method, o, model, r);
+      if (!o.export_dir.empty()) examples::export_model(o.export_dir, method, o, model, r);
       std::fprintf(stderr, "%s: density %.4f, test accuracy %.2f%%, %.1f s\n", method.c_str(),
                    r.final_record().density, 100.0 * r.final_record().test_accuracy, r.seconds);
       results.emplace_back(method, std::move(r));
