@@ -95,7 +95,9 @@ TEST_CASE("write_model then read_model gives the same outputs bit for bit, dense
   models.push_back({"lenet5", be::make_lenet5(1)});
   models.push_back({"cnn", be::make_pqi_cnn({4, 8}, 2)});
   models.push_back({"mlp", be::make_mlp(3)});
-  for (auto& [name, m] : models) {
+  for (auto& entry : models) {  // not a structured binding: clang 14 cannot capture one in CAPTURE's lambda
+    const char* name = entry.name;
+    be::sequential& m = entry.model;
     CAPTURE(name);
     randomize(m, 7);
     const bipq::mask_set<float> masks = magnitude_masks(m, 0.1);
