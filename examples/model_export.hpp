@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <string>
@@ -20,11 +21,12 @@ inline const char* to_string(bipq::mask_structure s) {
 
 /// The run as index.json records it: method, seed, the settings of the demo, and the final record.
 template <class Options>
-bipq::io::json run_record(const std::string& method, const Options& o, const bipq::prune_result<float>& r) {
+bipq::io::json run_record(const std::string& method, const Options& o, std::uint64_t seed,
+                          const bipq::prune_result<float>& r) {
   bipq::io::json run = bipq::io::json::make_object();
   run.set("program", "prune_fashion_mnist");
   run.set("method", method);
-  run.set("seed", static_cast<std::size_t>(o.seed));
+  run.set("seed", static_cast<std::size_t>(seed));
   bipq::io::json settings = bipq::io::json::make_object();
   settings.set("model", o.model);
   settings.set("density", o.density);
@@ -33,6 +35,7 @@ bipq::io::json run_record(const std::string& method, const Options& o, const bip
   settings.set("structure", to_string(o.structure));
   settings.set("threads", o.threads);
   settings.set("train_size", o.train_size);
+  settings.set("validation", o.validation);
   run.set("settings", settings);
   const bipq::prune_record& f = r.final_record();
   bipq::io::json result = bipq::io::json::make_object();
@@ -48,20 +51,20 @@ bipq::io::json run_record(const std::string& method, const Options& o, const bip
 
 /// --save-masks DIR: the complete model of `method` into DIR/<method>/, masks stored dense (<param>.mask.npy).
 template <class Options>
-void save_masks(const std::filesystem::path& dir, const std::string& method, const Options& o,
+void save_masks(const std::filesystem::path& dir, const std::string& method, const Options& o, std::uint64_t seed,
                 const bipq::eigen::sequential& model, const bipq::prune_result<float>& r) {
   bipq::eigen::export_options opt;
-  opt.run = run_record(method, o, r);
+  opt.run = run_record(method, o, seed, r);
   bipq::eigen::write_model(dir / method, model, r.masks, opt);
 }
 
 /// --export DIR: the final model of `method` into DIR/<method>/ in its deployable form: unstructured masks stored
 /// sparse (indices and values); structured (filter) masks as the masked model, stored dense.
 template <class Options>
-void export_model(const std::filesystem::path& dir, const std::string& method, const Options& o,
+void export_model(const std::filesystem::path& dir, const std::string& method, const Options& o, std::uint64_t seed,
                   const bipq::eigen::sequential& model, const bipq::prune_result<float>& r) {
   bipq::eigen::export_options opt;
-  opt.run = run_record(method, o, r);
+  opt.run = run_record(method, o, seed, r);
   std::uintmax_t bytes = 0;
   if (o.structure == bipq::mask_structure::unstructured) {
     opt.masked_storage = bipq::eigen::tensor_storage::sparse;

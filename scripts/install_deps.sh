@@ -3,6 +3,8 @@
 set -euo pipefail
 packages=(g++ cmake make libeigen3-dev xtensor-dev xtl-dev libxsimd-dev doctest-dev libbenchmark-dev zlib1g-dev
           dataset-fashion-mnist python3-numpy)
+# MPI: bipq::mpi (include/bipq/distributed/), its 2-rank tests and the demo's data-parallel mode.
+packages+=(libopenmpi-dev openmpi-bin)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

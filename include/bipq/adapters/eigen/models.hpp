@@ -107,6 +107,19 @@ class basic_sequential {
 
 using sequential = basic_sequential<float>;
 
+/// The running statistics of every batch_norm2d layer of `m` (per layer: mean, then variance), in layer order: the
+/// model state that is not a parameter (for bipq::mpi::data_parallel_options::statistics). Empty without batch norm.
+template <std::floating_point T>
+std::vector<std::span<double>> running_statistics(basic_sequential<T>& m) {
+  std::vector<std::span<double>> out;
+  for (std::size_t i = 0; i < m.size(); ++i)
+    if (auto* bn = dynamic_cast<batch_norm2d<T>*>(&m[i])) {
+      out.push_back(bn->running_mean_values());
+      out.push_back(bn->running_var_values());
+    }
+  return out;
+}
+
 /// LeNet-5 as in the PyTorch tutorials (LeCun et al. 1998 with ReLU and max pooling), for 1×28×28 inputs:
 /// conv1 1→6 5×5 pad 2, ReLU, maxpool 2; conv2 6→16 5×5, ReLU, maxpool 2; flatten 400; fc1 400→120, ReLU;
 /// fc2 120→84, ReLU; fc3 84→10. 61,706 parameters; 0.42 M multiply-adds per image forward.

@@ -62,6 +62,9 @@ class batch_norm2d : public layer<T> {
     running_mean_.assign(mean.begin(), mean.end());
     running_var_.assign(var.begin(), var.end());
   }
+  /// The running statistics as writable spans (mean, then variance), e.g. to average them across data-parallel ranks.
+  std::span<double> running_mean_values() noexcept { return running_mean_; }
+  std::span<double> running_var_values() noexcept { return running_var_; }
 
   void forward(const thread_context& ctx, const activation<T>& x, activation<T>& y) override {
     y.resize(output_shape(x.sample_shape()), x.n);
