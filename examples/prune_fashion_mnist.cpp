@@ -38,6 +38,7 @@
 #include "bipq/callbacks/pq_monitor.hpp"
 #include "command_line.hpp"
 #include "distributed.hpp"
+#include "model_export.hpp"
 #include "seed_protocol.hpp"
 
 namespace {
@@ -72,7 +73,10 @@ Student t interval.
   --bip-finetune E  fine-tuning epochs after it, 0 for none          (default: the preset's: 3 / 0)
   --summary FILE    write one row per seed and method (final accuracies, passes, time) to FILE
   --csv FILE        write one row per method and round to FILE    (default: prune_results.csv)
-  --save-masks DIR  write masks and pruned weights as .npy into DIR/<method>/, with an index.json
+  --save-masks DIR  write each method's complete model (architecture, weights, masks, index.json) into
+                    DIR/<method>/, replacing that directory atomically (layout: docs/export.md)
+  --export DIR      write each method's final model into DIR/<method>/ in deployable form (sparse storage
+                    for unstructured masks)
   --data DIR        Fashion-MNIST directory (default: $BIPQ_FASHION_MNIST or /usr/share/datasets/fashion-mnist)
   --distributed M   auto | on | off: data-parallel over MPI ranks (mpirun -np N; auto: when launched by mpirun)
   --help            this text
@@ -99,6 +103,7 @@ struct options {
   std::string summary;
   std::string csv = "prune_results.csv";
   std::string save_masks;
+  std::string export_dir;
   std::string data;
   examples::distributed_mode distributed = examples::distributed_mode::automatic;
 };
@@ -186,6 +191,8 @@ options parse(int argc, char** argv) {
       o.csv = v;
     } else if (flag == "--save-masks") {
       o.save_masks = v;
+    } else if (flag == "--export") {
+      o.export_dir = v;
     } else if (flag == "--data") {
       o.data = v;
     } else if (flag == "--distributed") {
@@ -325,26 +332,6 @@ void write_summary(const std::string& path, const std::vector<examples::seed_run
   bipq::io::write_file_atomically(path, csv.str());
 }
 
-void save_masks(const std::string& dir, const std::string& method, const bipq::eigen::classifier& problem,
-                const result_type& r) {
-  namespace fs = std::filesystem;
-  const fs::path out = fs::path(dir) / method;
-  fs::create_directories(out);
-  const auto& ps = problem.parameters();
-  std::string index = "{\n  \"method\": \"" + method + "\",\n  \"tensors\": [\n";
-  for (std::size_t j = 0; j < r.masks.size(); ++j) {
-    const auto& p = ps[r.masks.prunable()[j]];
-    bipq::io::write_npy<float>(out / (p.name + ".mask.npy"), r.masks[j], p.shape);
-    bipq::io::write_npy<float>(out / (p.name + ".weight.npy"), std::span<const float>(p.value), p.shape);
-    std::string shape;
-    for (std::size_t s : p.shape) shape += (shape.empty() ? "" : ", ") + std::to_string(s);
-    index += "    {\"name\": \"" + p.name + "\", \"shape\": [" + shape + "], \"mask\": \"" + p.name +
-             ".mask.npy\", \"weight\": \"" + p.name + ".weight.npy\"}" + (j + 1 < r.masks.size() ? ",\n" : "\n");
-  }
-  index += "  ]\n}\n";
-  bipq::io::write_file_atomically(out / "index.json", index);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -381,7 +368,11 @@ int main(int argc, char** argv) {
         records.push_back({seed, {method, r.history}});
         if (!o.save_masks.empty() && dist.is_root()) {
           const std::string dir = o.seeds.size() > 1 ? o.save_masks + "/seed-" + std::to_string(seed) : o.save_masks;
-          save_masks(dir, method, problem, r);
+          examples::save_masks(dir, method, o, seed, model, r);
+        }
+        if (!o.export_dir.empty() && dist.is_root()) {
+          const std::string dir = o.seeds.size() > 1 ? o.export_dir + "/seed-" + std::to_string(seed) : o.export_dir;
+          examples::export_model(dir, method, o, seed, model, r);
         }
         const auto& f = r.final_record();
         examples::seed_run row{seed, method, f.density, f.test_accuracy,

@@ -46,14 +46,14 @@ expect_usage_error "--validation 60000 leaves no training images" --validation 6
 
 "$demo" --help >"$work/help" 2>&1
 for flag in --method --model --density --epochs --scope --structure --seed --seeds --validation --threads --csv \
-            --save-masks --data --sap-rounds --bip-preset --bip-ig --bip-param --bip-schedules --bip-upper-rate \
+            --save-masks --export --data --sap-rounds --bip-preset --bip-ig --bip-param --bip-schedules --bip-upper-rate \
             --bip-epochs --bip-finetune --summary; do
   grep -qF -- "$flag" "$work/help" || { echo "FAIL: --help does not mention $flag"; failures=$((failures + 1)); }
 done
 
 # A small real run (1,000 training images, one epoch per training run): the table and the CSV.
 if "$demo" --method omp,bip --train-size 1000 --epochs 1 --threads 1 --csv "$work/r.csv" \
-     --save-masks "$work/masks" >"$work/out" 2>"$work/err"; then
+     --save-masks "$work/masks" --export "$work/export" >"$work/out" 2>"$work/err"; then
   for want in "| method | density | test accuracy | validation accuracy | PQ Index | passes (epochs) | wall time (s) | time / IMP |" \
               "| omp | 0.0500 |" "1000 training, 5000 validation and 10000 test images" \
               "| bip | 0.0500 |"; do
@@ -63,6 +63,9 @@ if "$demo" --method omp,bip --train-size 1000 --epochs 1 --threads 1 --csv "$wor
     { echo "FAIL: CSV header"; failures=$((failures + 1)); }
   [ -f "$work/masks/bip/index.json" ] && [ -f "$work/masks/bip/conv1.weight.mask.npy" ] ||
     { echo "FAIL: masks not written"; failures=$((failures + 1)); }
+  [ -f "$work/export/bip/model.json" ] && [ -f "$work/export/bip/fc1.weight.indices.npy" ] &&
+    [ -f "$work/masks/omp/model.json" ] && [ -f "$work/masks/omp/fc3.bias.npy" ] ||
+    { echo "FAIL: models not exported"; failures=$((failures + 1)); }
   echo "ok: small run"
 else
   echo "FAIL: small run exited with $?: $(cat "$work/err")"

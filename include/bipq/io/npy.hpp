@@ -27,12 +27,13 @@ struct npy_array {
   std::vector<T> data;  ///< row-major (C order)
 };
 
-/// Writes `data` with `shape` (row-major) to `path` as a little-endian .npy file of dtype float32/float64.
+/// Writes `data` with `shape` (row-major) to `path` as a little-endian .npy file of dtype float32/float64 (or
+/// uint8/16/32/64 for T = std::uint8_t ... std::uint64_t).
 /// Throws std::invalid_argument if the shape's product differs from data.size(), std::runtime_error on I/O failure.
 template <class T>
 void write_npy(const std::filesystem::path& path, std::span<const T> data, std::span<const std::size_t> shape);
 
-/// Reads a .npy file written as float32 (T = float) or float64 (T = double), C order. If `expected_shape` is not
+/// Reads a .npy file written as float32 (T = float) or float64 (T = double) (or uint8/16/32/64), C order. If `expected_shape` is not
 /// empty, the file's shape must equal it. Throws std::runtime_error naming the file on a missing file, a bad magic
 /// string, another dtype, Fortran order, a truncated body or a shape mismatch.
 template <class T>
@@ -48,8 +49,14 @@ static_assert(std::endian::native == std::endian::little, "bipq::io::npy: big-en
 
 template <class T>
 constexpr const char* npy_descr() {
-  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "npy: only float and double are supported");
-  return std::is_same_v<T, float> ? "<f4" : "<f8";
+  if constexpr (std::is_same_v<T, float>) return "<f4";
+  else if constexpr (std::is_same_v<T, double>) return "<f8";
+  // Unsigned integers: sparse tensors' indices.
+  else if constexpr (std::is_same_v<T, std::uint8_t>) return "|u1";
+  else if constexpr (std::is_same_v<T, std::uint16_t>) return "<u2";
+  else if constexpr (std::is_same_v<T, std::uint32_t>) return "<u4";
+  else if constexpr (std::is_same_v<T, std::uint64_t>) return "<u8";
+  else static_assert(sizeof(T) == 0, "npy: only float, double and uint8/16/32/64 are supported");
 }
 
 inline std::string npy_shape_string(std::span<const std::size_t> shape) {

@@ -44,8 +44,24 @@ class batch_norm2d : public layer<T> {
     layer<T>::set_threads(threads);
     state_.resize(threads);
   }
+  std::size_t channels() const noexcept { return c_; }
+  double momentum() const noexcept { return momentum_; }
+  double eps() const noexcept { return eps_; }
   const std::vector<double>& running_mean() const noexcept { return running_mean_; }
   const std::vector<double>& running_var() const noexcept { return running_var_; }
+  /// Sets the running statistics (e.g. read from a file). Throws std::invalid_argument if a size differs from
+  /// channels() or a variance is negative or not finite.
+  void set_running_statistics(std::span<const double> mean, std::span<const double> var) {
+    if (mean.size() != c_ || var.size() != c_)
+      throw std::invalid_argument("batch_norm2d::set_running_statistics(): 'mean' and 'var' must have " +
+                                  std::to_string(c_) + " entries");
+    for (std::size_t k = 0; k < c_; ++k)
+      if (!std::isfinite(mean[k]) || !(var[k] >= 0.0 && std::isfinite(var[k])))
+        throw std::invalid_argument("batch_norm2d::set_running_statistics(): entry " + std::to_string(k) +
+                                    " of 'mean' or 'var' is not finite (or the variance is negative)");
+    running_mean_.assign(mean.begin(), mean.end());
+    running_var_.assign(var.begin(), var.end());
+  }
   /// The running statistics as writable spans (mean, then variance), e.g. to average them across data-parallel ranks.
   std::span<double> running_mean_values() noexcept { return running_mean_; }
   std::span<double> running_var_values() noexcept { return running_var_; }

@@ -47,6 +47,13 @@ class conv2d : public layer<T> {
     return {k_, (in.h + 2 * pad_ - r_) / stride_ + 1, (in.w + 2 * pad_ - r_) / stride_ + 1};
   }
 
+  std::size_t in_channels() const noexcept { return c_; }
+  std::size_t out_channels() const noexcept { return k_; }
+  std::size_t kernel_size() const noexcept { return r_; }
+  std::size_t stride() const noexcept { return stride_; }
+  std::size_t padding() const noexcept { return pad_; }
+  bool has_bias() const noexcept { return bias_; }
+
   void reset_parameters(bipq::detail::rng& g) override {
     this->kaiming_normal(0, c_ * r_ * r_, g);
     if (bias_) std::fill(this->params_[1].value.begin(), this->params_[1].value.end(), T(0));

@@ -20,6 +20,8 @@ class max_pool2d : public layer<T> {
   explicit max_pool2d(std::size_t kernel = 2, std::size_t stride = 0) : k_(kernel), stride_(stride == 0 ? kernel : stride) {
     if (k_ == 0) throw std::invalid_argument("max_pool2d(): kernel must be > 0");
   }
+  std::size_t kernel_size() const noexcept { return k_; }
+  std::size_t stride() const noexcept { return stride_; }
   shape3 output_shape(shape3 in) const override {
     if (in.h < k_ || in.w < k_) detail::bad_shape("max_pool2d", "input is smaller than the kernel");
     return {in.c, (in.h - k_) / stride_ + 1, (in.w - k_) / stride_ + 1};
