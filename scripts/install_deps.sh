@@ -3,6 +3,8 @@
 set -euo pipefail
 packages=(g++ cmake make libeigen3-dev xtensor-dev xtl-dev libxsimd-dev doctest-dev libbenchmark-dev zlib1g-dev
           dataset-fashion-mnist python3-numpy)
+# scripts/run_fuzzers.sh: clang 14 and its libFuzzer and sanitizer runtimes.
+packages+=(clang-14 libclang-rt-14-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
