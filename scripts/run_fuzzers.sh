@@ -4,7 +4,8 @@
 # timeout (an input taking more than 10 s) or out-of-memory (more than 2048 MB); the failing input is kept as
 # <build dir>/artifacts/<fuzzer>-crash-..., -leak-..., -timeout-... or -oom-....
 # Usage: scripts/run_fuzzers.sh [SECONDS] [BUILD_DIR]        (BUILD_DIR defaults to build-fuzz)
-# The corpus each run grows is kept in <build dir>/corpus/<fuzzer>/, so a later run starts from it. docs/fuzzing.md.
+# The corpus each run grows is kept in <build dir>/corpus/<fuzzer>/, so a later run starts from it. BIPQ_FUZZERS
+# (e.g. "fuzz_npy fuzz_idx_gzip") runs only those. docs/fuzzing.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
@@ -24,6 +25,7 @@ summary=()
 for fuzzer in "$fuzz_dir"/fuzz_*; do
   [ -x "$fuzzer" ] && [ -f "$fuzzer" ] || continue
   name=$(basename "$fuzzer")
+  if [ -n "${BIPQ_FUZZERS:-}" ] && [[ " $BIPQ_FUZZERS " != *" $name "* ]]; then continue; fi
   mkdir -p "$build/corpus/$name"
   log="$build/logs/$name.log"
   status=0
