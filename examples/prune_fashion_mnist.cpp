@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -118,8 +119,7 @@ options parse(int argc, char** argv) {
         o.methods = {"bip", "sap", "imp", "omp", "gmp"};
       } else {
         o.methods.clear();
-        std::istringstream list(v);
-        for (std::string m; std::getline(list, m, ',');) {
+        for (const std::string& m : examples::split_list(v)) {
           if (m != "bip" && m != "sap" && m != "imp" && m != "omp" && m != "gmp")
             cli.fail("invalid value '" + m + "' for --method");
           o.methods.push_back(m);
@@ -204,6 +204,11 @@ options parse(int argc, char** argv) {
   if (o.sap_scope == bipq::sap_scope::neuron &&
       std::any_of(o.methods.begin(), o.methods.end(), [](const std::string& m) { return m != "sap"; }))
     cli.fail("--scope neuron is available for --method sap only");
+  // Every output path is checked now, before the first epoch, not found bad after all the training.
+  if (!o.csv.empty()) cli.check_output_file("--csv", o.csv);
+  if (!o.save_masks.empty()) cli.check_output_directory("--save-masks", o.save_masks);
+  if (!o.summary.empty()) cli.check_output_file("--summary", o.summary);
+  if (!o.export_dir.empty()) cli.check_output_directory("--export", o.export_dir);
   if (o.structure == bipq::mask_structure::filter && std::count(o.methods.begin(), o.methods.end(), "sap") > 0) {
     if (o.methods.size() == 1) cli.fail("--structure filter is not available for --method sap");
     o.methods.erase(std::find(o.methods.begin(), o.methods.end(), "sap"));  // SAP is unstructured
@@ -361,19 +366,13 @@ int main(int argc, char** argv) {
     for (const std::uint64_t seed : o.seeds) {
       std::vector<std::pair<std::string, result_type>> results;
       std::vector<examples::seed_run> rows;
+      std::deque<bipq::eigen::sequential> models;  // kept until the files are written, after the table
+      std::deque<bipq::eigen::classifier> problems;
       for (const std::string& method : o.methods) {
-        auto model = make_model(o, seed);
-        bipq::eigen::classifier problem(model, data.train, data.test, o.threads);
+        auto& model = models.emplace_back(make_model(o, seed));
+        auto& problem = problems.emplace_back(model, data.train, data.test, o.threads);
         result_type r = dist.run(problem, [&](auto& p, auto wrap) { return run_method(method, o, seed, p, wrap); });
         records.push_back({seed, {method, r.history}});
-        if (!o.save_masks.empty() && dist.is_root()) {
-          const std::string dir = o.seeds.size() > 1 ? o.save_masks + "/seed-" + std::to_string(seed) : o.save_masks;
-          examples::save_masks(dir, method, o, seed, model, r);
-        }
-        if (!o.export_dir.empty() && dist.is_root()) {
-          const std::string dir = o.seeds.size() > 1 ? o.export_dir + "/seed-" + std::to_string(seed) : o.export_dir;
-          examples::export_model(dir, method, o, seed, model, r);
-        }
         const auto& f = r.final_record();
         examples::seed_run row{seed, method, f.density, f.test_accuracy,
                                validation.size() > 0 ? problem.evaluate(validation).accuracy : std::nan(""),
@@ -403,7 +402,16 @@ int main(int argc, char** argv) {
                     r.seconds, ratio);
       }
       for (const auto& [m, r] : results) print_turning_points(m, r);
-      std::fflush(stdout);
+      std::fflush(stdout);  // the table is out before any file is written
+      auto per_seed = [&](const std::string& dir) {
+        return o.seeds.size() > 1 ? dir + "/seed-" + std::to_string(seed) : dir;
+      };
+      for (std::size_t i = 0; i < results.size() && dist.is_root(); ++i) {
+        if (!o.save_masks.empty())
+          examples::save_masks(per_seed(o.save_masks), results[i].first, o, seed, models[i], results[i].second);
+        if (!o.export_dir.empty())
+          examples::export_model(per_seed(o.export_dir), results[i].first, o, seed, models[i], results[i].second);
+      }
       runs.insert(runs.end(), rows.begin(), rows.end());
     }
     if (o.seeds.size() > 1) examples::print_seed_summary(runs, o.methods, "imp");

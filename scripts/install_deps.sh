@@ -7,6 +7,8 @@ packages=(g++ cmake make libeigen3-dev xtensor-dev xtl-dev libxsimd-dev doctest-
 packages+=(libopenmpi-dev openmpi-bin)
 # LibTorch: the adapter bipq::torch and its round trip into PyTorch.
 packages+=(libtorch-dev python3-torch)
+# scripts/run_fuzzers.sh: clang 14 and its libFuzzer and sanitizer runtimes.
+packages+=(clang-14 libclang-rt-14-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,5 +1,6 @@
 // The IDX reader and the Fashion-MNIST loader on files written here: valid (raw and gzip), truncated, corrupted
-// (bad magic, element type, dimensions, trailing bytes, damaged gzip stream), mismatched and missing files.
+// (bad magic, element type, dimensions, trailing bytes, damaged gzip stream), mismatched and missing files; a header
+// that claims more than the file holds is refused without allocating what it claims.
 #include <doctest/doctest.h>
 
 #include <cstdint>
@@ -17,6 +18,7 @@
 
 #include "bipq/io/fashion_mnist.hpp"
 #include "bipq/io/idx.hpp"
+#include "largest_allocation.hpp"
 
 namespace fs = std::filesystem;
 using bytes = std::vector<std::uint8_t>;
@@ -132,6 +134,14 @@ TEST_CASE("read_idx rejects corrupt raw files with a message naming the file") {
   }
 }
 
+TEST_CASE("read_idx does not allocate the body a raw file's header claims but the file does not hold") {
+  const fs::path p = temp_dir() / "claims_2gb.idx";
+  write_raw(p, idx_bytes({32768, 65536}, sequence(16)));  // 2^31 bytes claimed (the largest allowed), 16 present
+  bipq_test::largest_allocation probe;
+  check_error(p, "truncated body: 16 of 2147483648");
+  CHECK(probe.bytes() < (std::size_t(1) << 20));
+}
+
 #if defined(BIPQ_HAS_ZLIB)
 TEST_CASE("read_idx inflates gzip files, detected from the content") {
   const fs::path dir = temp_dir();
@@ -169,6 +179,36 @@ TEST_CASE("read_idx rejects damaged gzip files with a message naming the file") 
     b[1] = 0x99;
     write_gz(dir / "magic.gz", b);
     check_error(dir / "magic.gz", "bad magic");
+  }
+}
+TEST_CASE("read_idx grows a gzip body as it is inflated, never to the size the header claims") {
+  const fs::path dir = temp_dir();
+  write_gz(dir / "claims_2gb.gz", idx_bytes({32768, 65536}, sequence(300000)));
+  bipq_test::largest_allocation probe;
+  check_error(dir / "claims_2gb.gz", "truncated body: 300000 of 2147483648");
+  // The body grows by doubling from what has arrived: at most twice the 300,000 bytes present.
+  CHECK(probe.bytes() <= 2 * 300000);
+}
+
+TEST_CASE("read_idx reads concatenated gzip members as one stream and rejects bytes after the last member") {
+  const fs::path dir = temp_dir();
+  const bytes whole = idx_bytes({30, 40}, sequence(1200));
+  write_gz(dir / "first.gz", bytes(whole.begin(), whole.begin() + 500));
+  write_gz(dir / "second.gz", bytes(whole.begin() + 500, whole.end()));
+  bytes both = read_raw(dir / "first.gz");
+  const bytes second = read_raw(dir / "second.gz");
+  both.insert(both.end(), second.begin(), second.end());
+  write_raw(dir / "both.gz", both);
+  const auto a = bipq::io::read_idx(dir / "both.gz", 2);
+  CHECK(a.dims == std::vector<std::size_t>{30, 40});
+  CHECK(a.data == bytes(whole.begin() + 12, whole.end()));  // after the 12-byte header
+
+  write_gz(dir / "good.gz", whole);
+  for (const bytes& tail : {bytes{'x'}, bytes{0, 0, 0, 0}, bytes{0x1f}, bytes{'g', 'a', 'r', 'b', 'a', 'g', 'e'}}) {
+    bytes b = read_raw(dir / "good.gz");
+    b.insert(b.end(), tail.begin(), tail.end());
+    write_raw(dir / "tail.gz", b);
+    check_error(dir / "tail.gz", "trailing bytes after the gzip stream");
   }
 }
 #endif

@@ -221,3 +221,74 @@ TEST_CASE("capped_simplex_projection rejects bad input with the function and arg
               .find("capped_simplex_projection(): v contains NaN or Inf (index 1)") == 0);
   }
 }
+
+namespace {
+
+// The KKT conditions of the projection of v = c + u (c a large offset, u exact small offsets, so that v_i − λ is
+// judged exactly as u_i − (λ − c)): m ∈ [0,1]^n; the free entries share one λ' = u_i − m_i; entries at 0 have
+// u_i ≤ λ', entries at 1 have u_i ≥ λ' + 1; the sum is k (≤ k for at_most, where λ > 0 here).
+void check_kkt_offset(const std::vector<double>& u, const std::vector<double>& m, double k) {
+  double sum = 0.0, lambda = std::numeric_limits<double>::quiet_NaN();
+  for (std::size_t i = 0; i < m.size(); ++i) {
+    CHECK(m[i] >= 0.0);
+    CHECK(m[i] <= 1.0);
+    sum += m[i];
+    if (m[i] > 0.0 && m[i] < 1.0) {
+      if (std::isnan(lambda)) lambda = u[i] - m[i];
+      CHECK(u[i] - m[i] == doctest::Approx(lambda).epsilon(1e-12));
+    }
+  }
+  CHECK(sum <= k + 1e-12 * double(m.size()));
+  CHECK(sum == doctest::Approx(k).epsilon(1e-12));
+  if (!std::isnan(lambda)) {
+    for (std::size_t i = 0; i < m.size(); ++i) {
+      if (m[i] == 0.0) CHECK(u[i] <= lambda + 1e-12);
+      if (m[i] == 1.0) CHECK(u[i] >= lambda + 1.0 - 1e-12);
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("capped_simplex_projection keeps the sum at most k and the KKT conditions for entries near 1e16") {
+  // Near 1e16 the doubles are 2 apart, so v_i − λ computed directly is off by up to 1: the whole box.
+  const double c = 1e16;
+  const std::vector<double> u{0, 0, 0, 2, -2, 4, -6, 2};
+  std::vector<double> v(u.size());
+  for (std::size_t i = 0; i < u.size(); ++i) v[i] = c + u[i];
+  for (const double k : {1.0, 2.5, 3.0, 0.3}) {
+    for (const auto constraint : {simplex_constraint::at_most, simplex_constraint::equal}) {
+      INFO("k = " << k);
+      std::vector<double> m(v.size());
+      bipq::capped_simplex_projection<double>(v, k, m, constraint);
+      check_kkt_offset(u, m, k);
+      const double lambda = bipq::capped_simplex_threshold<double>(v, k, constraint);
+      CHECK(std::isfinite(lambda));
+      CHECK(std::abs(lambda - c) <= 8.0);
+    }
+  }
+}
+
+TEST_CASE("capped_simplex_projection and its threshold are exact and finite for entries at DBL_MAX") {
+  constexpr double big = std::numeric_limits<double>::max();
+  const double below = std::nextafter(big, 0.0);
+  std::vector<double> m(5);
+  // Two entries tied at DBL_MAX share k = 1; the rest, however large, are 0.
+  const std::vector<double> v{big, below, big, 0.0, -big};
+  bipq::capped_simplex_projection<double>(v, 1.0, m);
+  CHECK(m == std::vector<double>{0.5, 0.0, 0.5, 0.0, 0.0});
+  const double lambda = bipq::capped_simplex_threshold<double>(v, 1.0);
+  CHECK(std::isfinite(lambda));
+  CHECK(lambda > below);
+  // An entry at DBL_MAX at 1 and one at −DBL_MAX free: λ = −DBL_MAX − 0.5 is not a double, the projection still is.
+  const std::vector<double> w{big, -big};
+  std::vector<double> mw(2);
+  bipq::capped_simplex_projection<double>(w, 1.5, mw, simplex_constraint::equal);
+  CHECK(mw == std::vector<double>{1.0, 0.5});
+  CHECK(std::isfinite(bipq::capped_simplex_threshold<double>(w, 1.5, simplex_constraint::equal)));
+  // Huge entries far apart with integer k: the vertex of the k largest.
+  const std::vector<double> spread{big / 4, big, -big, big / 2};
+  std::vector<double> ms(4);
+  bipq::capped_simplex_projection<double>(spread, 2.0, ms);
+  CHECK(ms == std::vector<double>{0, 1, 0, 1});
+}

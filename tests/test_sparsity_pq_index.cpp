@@ -312,7 +312,7 @@ TEST_CASE("bad input throws std::invalid_argument naming the function and the ar
                        doctest::Contains("pq_index_global(): masks"), std::invalid_argument);
   CHECK_THROWS_WITH_AS(bipq::pq_index_per_tensor(std::vector<std::vector<float>>{w},
                                                  std::vector<std::vector<float>>{{1.0f}}),
-                       doctest::Contains("pq_index_per_tensor(): masks has size"), std::invalid_argument);
+                       doctest::Contains("pq_index_per_tensor(): masks[0] has size"), std::invalid_argument);
   CHECK_THROWS_WITH_AS(bipq::pq_index_per_neuron(w, 2), doctest::Contains("pq_index_per_neuron(): rows"),
                        std::invalid_argument);
   CHECK_THROWS_WITH_AS(bipq::pq_index_per_neuron(w, 0), doctest::Contains("pq_index_per_neuron(): rows"),

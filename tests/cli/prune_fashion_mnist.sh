@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The main demo's command line: every bad flag or value is one line on stderr and exit status 2; a small real run
-# prints the result table and writes the CSV. Usage: prune_fashion_mnist.sh <path to prune_fashion_mnist>
+# The main demo's command line: every bad flag or value is one line on stderr and exit status 2; so is every output
+# path that cannot be written, found before any data is loaded; a small real run prints the result table and writes
+# the CSV. Usage: prune_fashion_mnist.sh <path to prune_fashion_mnist>
 set -uo pipefail
 demo=$1
 work=$(mktemp -d)
@@ -43,6 +44,45 @@ expect_usage_error "invalid value 'paper' for --bip-preset" --bip-preset paper
 expect_usage_error "--bip-upper-rate must be > 0" --bip-upper-rate 0
 expect_usage_error "--sap-rounds must be >= 1" --sap-rounds 0
 expect_usage_error "--validation 60000 leaves no training images" --validation 60000
+expect_usage_error "invalid value '' for --method" --method ,omp
+expect_usage_error "invalid value '' for --method" --method omp,
+expect_usage_error "invalid value '' for --method" --method omp,,bip
+
+# Output paths that cannot be written: refused before any work (nothing on stdout: the data is not even loaded).
+expect_output_error() {  # expect_output_error <text the message must contain> <args...>
+  expect_usage_error "$@"
+  if [ -s "$work/out" ]; then
+    echo "FAIL: ${*:2} printed before refusing its output path: $(head -1 "$work/out")"
+    failures=$((failures + 1))
+  fi
+}
+touch "$work/plain"
+expect_output_error "cannot write --csv $work/missing/r.csv: directory $work/missing does not exist" \
+  --csv "$work/missing/r.csv"
+expect_output_error "cannot write --csv $work/plain/r.csv: $work/plain is not a directory" --csv "$work/plain/r.csv"
+expect_output_error "cannot write --csv $work: it is a directory" --csv "$work"
+expect_output_error "cannot write --summary $work/missing/s.csv: directory $work/missing does not exist" \
+  --summary "$work/missing/s.csv"
+expect_output_error "cannot write --save-masks $work/plain: not a directory" --save-masks "$work/plain"
+expect_output_error "cannot write --save-masks $work/plain/masks/bip: $work/plain is not a directory" \
+  --save-masks "$work/plain/masks/bip"
+# A directory nobody can create files in, root included: /proc (procfs refuses new files whatever the caller).
+if [ "$(stat -f -c %T /proc 2>/dev/null)" = "proc" ]; then
+  expect_output_error "cannot write --csv /proc/r.csv: cannot create files in /proc" --csv /proc/r.csv
+  expect_output_error "cannot write --save-masks /proc/masks: cannot create files in /proc" --save-masks /proc/masks
+else
+  echo "skip: /proc is not procfs here: the unwritable-directory case for every user is not tried"
+fi
+# A read-only directory: meaningful for a user other than root only (root writes through permission bits).
+mkdir "$work/ro" && chmod 555 "$work/ro"
+if [ "$(id -u)" -ne 0 ]; then
+  expect_output_error "cannot write --csv $work/ro/r.csv: cannot create files in $work/ro" --csv "$work/ro/r.csv"
+  expect_output_error "cannot write --save-masks $work/ro/masks: cannot create files in $work/ro" \
+    --save-masks "$work/ro/masks"
+else
+  echo "skip: read-only directory (mode 555) not tried: running as root, whom permission bits do not stop"
+fi
+chmod 755 "$work/ro"
 
 "$demo" --help >"$work/help" 2>&1
 for flag in --method --model --density --epochs --scope --structure --seed --seeds --validation --threads --csv \

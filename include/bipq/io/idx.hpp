@@ -5,10 +5,18 @@
 // ndims big-endian uint32 dimensions, then prod(dims) elements in row-major order. bipq reads type 0x08 (unsigned
 // byte), the type of every MNIST-like dataset. A file that starts with the gzip magic bytes 0x1f 0x8b is inflated
 // through zlib (available when bipq was configured with zlib: BIPQ_HAS_ZLIB=1); any other file is read raw.
+// A gzip file may hold several members (RFC 1952, section 2.2: they are one stream, as `gunzip` reads them); any
+// other byte after the last member is an error.
+//
+// The reader never allocates what the file does not hold: a raw body is checked against the file size before it
+// is allocated, a gzip body grows (by doubling) as it is inflated, so a 24-byte file claiming 2^31 elements costs
+// no more than its 24 bytes.
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -33,8 +41,9 @@ struct idx_array {
 /// `expected_ndims` (if nonzero) is the number of dimensions required (3 for images, 1 for labels).
 /// Throws std::runtime_error naming the file on: a missing or unreadable file, a bad magic number, another element
 /// type, a wrong number of dimensions, a zero or absurd dimension (more than 2^31 elements), a truncated body,
-/// trailing bytes after the body, a corrupt gzip stream, or a .gz file when bipq was built without zlib.
-/// Never reads past the data it has checked.
+/// trailing bytes after the body, a corrupt or truncated gzip stream, bytes after the last gzip member, or a .gz file
+/// when bipq was built without zlib. Never reads past the data it has checked, and never allocates more than the
+/// file holds (a raw body is checked against the file size first; a gzip body grows as it is inflated).
 inline idx_array read_idx(const std::filesystem::path& file, std::size_t expected_ndims = 0);
 
 namespace detail {
@@ -45,60 +54,59 @@ class idx_source {
   explicit idx_source(const std::filesystem::path& file) : name_(file.string()) {
     std::error_code ec;
     if (!std::filesystem::is_regular_file(file, ec)) fail("file does not exist or is not a regular file");
+    file_size_ = std::filesystem::file_size(file, ec);
+    if (ec) fail("cannot read the file size");
+    in_.open(file, std::ios::binary);
+    if (!in_) fail("cannot open file");
     unsigned char head[2] = {0, 0};
-    {
-      std::ifstream probe(file, std::ios::binary);
-      if (!probe) fail("cannot open file");
-      probe.read(reinterpret_cast<char*>(head), 2);
-    }
-    gzip_ = head[0] == 0x1f && head[1] == 0x8b;
+    in_.read(reinterpret_cast<char*>(head), 2);
+    const auto probed = static_cast<std::size_t>(in_.gcount());
+    gzip_ = probed == 2 && head[0] == 0x1f && head[1] == 0x8b;
     if (gzip_) {
 #if defined(BIPQ_HAS_ZLIB)
-      gz_ = gzopen(name_.c_str(), "rb");
-      if (gz_ == nullptr) fail("cannot open gzip file");
+      buffer_.resize(std::size_t(1) << 16);
+      std::memcpy(buffer_.data(), head, 2);
+      zs_.next_in = buffer_.data();
+      zs_.avail_in = 2;
+      if (inflateInit2(&zs_, 16 + MAX_WBITS) != Z_OK) fail("cannot initialise zlib");  // 16: gzip wrapper only
+      zlib_ready_ = true;
 #else
       fail("gzip-compressed file but bipq was built without zlib (BIPQ_HAS_ZLIB); decompress it first");
 #endif
     } else {
-      raw_.open(file, std::ios::binary);
-      if (!raw_) fail("cannot open file");
+      in_.clear();
+      in_.seekg(0);
+      if (!in_) fail("cannot read file");
     }
   }
   idx_source(const idx_source&) = delete;
   idx_source& operator=(const idx_source&) = delete;
   ~idx_source() {
 #if defined(BIPQ_HAS_ZLIB)
-    if (gz_ != nullptr) gzclose(gz_);
+    if (zlib_ready_) inflateEnd(&zs_);
 #endif
   }
 
+  bool gzip() const noexcept { return gzip_; }
+
+  /// Raw files: the bytes not read yet (the file size less what was read).
+  std::uintmax_t raw_remaining() const noexcept { return file_size_ > consumed_ ? file_size_ - consumed_ : 0; }
+
   std::size_t read(void* out, std::size_t n) {
-    auto* p = static_cast<char*>(out);
+    auto* p = static_cast<unsigned char*>(out);
     std::size_t done = 0;
     if (gzip_) {
 #if defined(BIPQ_HAS_ZLIB)
       while (done < n) {
-        const unsigned chunk = static_cast<unsigned>(std::min<std::size_t>(n - done, 1u << 30));
-        const int got = gzread(gz_, p + done, chunk);
-        if (got < 0) {
-          int errnum = 0;
-          const char* msg = gzerror(gz_, &errnum);
-          fail(std::string("corrupt gzip stream (") + (msg != nullptr ? msg : "unknown zlib error") + ")");
-        }
-        if (got == 0) {
-          int errnum = 0;
-          const char* msg = gzerror(gz_, &errnum);
-          if (errnum != Z_OK && errnum != Z_BUF_ERROR)  // Z_BUF_ERROR: the stream ends mid-way (truncated .gz)
-            fail(std::string("corrupt gzip stream (") + (msg != nullptr ? msg : "unknown zlib error") + ")");
-          if (errnum == Z_BUF_ERROR) fail("truncated gzip stream");
-          break;
-        }
-        done += static_cast<std::size_t>(got);
+        const std::size_t got = inflate_some(p + done, n - done);
+        if (got == 0) break;
+        done += got;
       }
 #endif
     } else {
-      raw_.read(p, static_cast<std::streamsize>(n));
-      done = static_cast<std::size_t>(raw_.gcount());
+      in_.read(reinterpret_cast<char*>(p), static_cast<std::streamsize>(n));
+      done = static_cast<std::size_t>(in_.gcount());
+      consumed_ += done;
     }
     return done;
   }
@@ -108,12 +116,64 @@ class idx_source {
   }
 
  private:
-  std::string name_;
-  bool gzip_ = false;
-  std::ifstream raw_;
 #if defined(BIPQ_HAS_ZLIB)
-  gzFile gz_ = nullptr;
+  /// Tops the input buffer up from the file, keeping the unread bytes; returns false at the end of the file.
+  bool refill() {
+    if (in_eof_) return false;
+    if (zs_.avail_in > 0 && zs_.next_in != buffer_.data()) std::memmove(buffer_.data(), zs_.next_in, zs_.avail_in);
+    zs_.next_in = buffer_.data();
+    in_.read(reinterpret_cast<char*>(buffer_.data() + zs_.avail_in),
+             static_cast<std::streamsize>(buffer_.size() - zs_.avail_in));
+    const auto got = static_cast<uInt>(in_.gcount());
+    zs_.avail_in += got;
+    if (got == 0) in_eof_ = true;
+    return got > 0;
+  }
+
+  /// Inflates up to n bytes into out: n, or 0 at the end of the last member. Throws on a corrupt or truncated
+  /// stream and on bytes after the last member that do not start another member.
+  std::size_t inflate_some(unsigned char* out, std::size_t n) {
+    zs_.next_out = out;
+    zs_.avail_out = static_cast<uInt>(std::min<std::size_t>(n, std::numeric_limits<uInt>::max()));
+    const uInt asked = zs_.avail_out;
+    while (zs_.avail_out > 0) {
+      if (member_ended_) {
+        while (zs_.avail_in < 2 && refill()) {
+        }
+        if (zs_.avail_in == 0) break;  // the end of the last member is the end of the file: the end of the data
+        if (zs_.avail_in < 2 || zs_.next_in[0] != 0x1f || zs_.next_in[1] != 0x8b)
+          fail("trailing bytes after the gzip stream (" + std::to_string(zs_.avail_in) + " or more)");
+        if (inflateReset(&zs_) != Z_OK) fail("cannot reset zlib");
+        member_ended_ = false;
+      }
+      if (zs_.avail_in == 0) refill();
+      const uInt in_before = zs_.avail_in, out_before = zs_.avail_out;
+      const int rc = inflate(&zs_, Z_NO_FLUSH);
+      if (rc == Z_STREAM_END) {
+        member_ended_ = true;
+      } else if (rc == Z_BUF_ERROR || (rc == Z_OK && in_before == zs_.avail_in && out_before == zs_.avail_out)) {
+        // No progress: more input is needed, and there is none.
+        if (zs_.avail_in == 0 && in_eof_) fail("truncated gzip stream");
+        if (zs_.avail_in > 0) fail("corrupt gzip stream (no progress)");
+      } else if (rc != Z_OK) {
+        fail(std::string("corrupt gzip stream (") + (zs_.msg != nullptr ? zs_.msg : "zlib error " + std::to_string(rc)) +
+             ")");
+      }
+    }
+    return asked - zs_.avail_out;
+  }
+
+  z_stream zs_{};
+  bool zlib_ready_ = false;
+  bool member_ended_ = false;
+  bool in_eof_ = false;
+  std::vector<unsigned char> buffer_;
 #endif
+  std::string name_;
+  std::ifstream in_;
+  bool gzip_ = false;
+  std::uintmax_t file_size_ = 0;
+  std::uintmax_t consumed_ = 0;
 };
 
 }  // namespace detail
@@ -145,10 +205,27 @@ inline idx_array read_idx(const std::filesystem::path& file, std::size_t expecte
     total *= dim;
     a.dims.push_back(dim);
   }
-  a.data.resize(total);
-  const std::size_t got = in.read(a.data.data(), total);
-  if (got != total)
-    in.fail("truncated body: " + std::to_string(got) + " of " + std::to_string(total) + " bytes present");
+  auto truncated = [&](std::uintmax_t present) {
+    in.fail("truncated body: " + std::to_string(present) + " of " + std::to_string(total) + " bytes present");
+  };
+  if (!in.gzip()) {
+    // The file size says how much body there is: check it before allocating.
+    if (in.raw_remaining() < total) truncated(in.raw_remaining());
+    a.data.resize(total);
+    const std::size_t got = in.read(a.data.data(), total);
+    if (got != total) truncated(got);
+  } else {
+    // The inflated size is known only by inflating: grow by doubling (from 64 KiB) as the data arrives, so the
+    // allocation stays within twice what the stream holds.
+    std::size_t have = 0;
+    while (have < total) {
+      const std::size_t step = std::min(total - have, std::max<std::size_t>(have, std::size_t(1) << 16));
+      a.data.resize(have + step);
+      const std::size_t got = in.read(a.data.data() + have, step);
+      have += got;
+      if (got < step) truncated(have);
+    }
+  }
   unsigned char extra;
   if (in.read(&extra, 1) != 0) in.fail("trailing bytes after the " + std::to_string(total) + "-byte body");
   return a;

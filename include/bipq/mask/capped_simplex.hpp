@@ -8,6 +8,12 @@
 // meets it: for at_most, λ = 0 if f(0) ≤ k, otherwise the λ > 0 with f(λ) = k; for equal, any real λ with f(λ) = k.
 // λ is found exactly, in O(n) in practice and without a full sort, by a sampled search over the breakpoints of f
 // (capped_simplex_lambda below; docs/masks.md, "Capped-simplex projection").
+//
+// Large inputs: near 1e16 the doubles are 2 apart, so v_i − λ computed directly is off by as much as the whole box
+// [0, 1] (and at DBL_MAX the sums of the search overflow). The projection only depends on v − λ, so when |λ| is
+// large it is computed around a shift s taken from v itself, an entry next to λ: λ = s + λ', m_i = clip((v_i − s)
+// − λ', 0, 1), where v_i − s is exact for the entries near λ (Sterbenz) and far entries clip to 0 or 1 whatever
+// their rounding. That search keeps each breakpoint v_j − 1 as the pair (v_j, 1), never rounded into one double.
 
 #include <algorithm>
 #include <bit>
@@ -35,6 +41,8 @@ enum class simplex_constraint { at_most, equal };
 /// m_i = clip(v_i − λ, 0, 1). at_most: λ ≥ 0, and λ = 0 when Σ clip(v_i, 0, 1) ≤ k. When f(λ) = k holds on a
 /// whole interval (k = 0, k = n, or a flat piece), a point inside it is returned (its middle, or 1 past its
 /// finite end); every λ in it gives the same projection. Requires finite v, finite k ≥ 0, and k ≤ n for `equal`.
+/// λ is rounded to double: for |λ| large (near 1e16 and beyond) clip(v_i − λ, 0, 1) computed in double can differ
+/// from the projection, which capped_simplex_projection computes around a shift (see the top of this header).
 template <class T>
 double capped_simplex_threshold(std::span<const T> v, double k, simplex_constraint c = simplex_constraint::at_most);
 
@@ -102,8 +110,7 @@ void sum_clipped(const T* y, std::size_t n, double p1, double p2, double& f1, do
 /// when all open entries fit in the sample, the two pivots are the exact neighbouring breakpoints of the root.
 /// Correctness never depends on the sample: each round moves lo or hi onto a breakpoint that was inside.
 template <class T>
-double capped_simplex_lambda(std::span<const T> v, double k, simplex_constraint c, std::span<T> scratch,
-                             const char* func) {
+double capped_simplex_lambda(std::span<const T> v, double k, simplex_constraint c, std::span<T> scratch) {
   constexpr double inf = std::numeric_limits<double>::infinity();
   constexpr std::size_t max_sample = 4096;
   const std::size_t n = v.size();
@@ -112,7 +119,6 @@ double capped_simplex_lambda(std::span<const T> v, double k, simplex_constraint 
   double n_free = 0.0;         // entries equal to v_i − λ on the whole of (lo, hi)
   double sum_free = 0.0;       // Σ v_i over those
 
-  if (!all_finite(v.data(), n)) require_finite(v, func, "v");
   if (c == simplex_constraint::at_most) {
     double f0 = 0.0, unused = 0.0;
     sum_clipped(v.data(), n, 0.0, 0.0, f0, unused);
@@ -218,6 +224,98 @@ double capped_simplex_lambda(std::span<const T> v, double k, simplex_constraint 
   return 0.0;
 }
 
+/// The multiplier of the projection as shift + lambda (see the top of this header): shift = 0 and lambda = λ when
+/// |λ| ≤ 1024, where v_i − λ loses at most 2^-42; otherwise shift is an entry of v next to λ and |lambda| ≤ 1
+/// (except in a flat piece of f far from every entry, where any λ gives the same projection).
+struct capped_simplex_multiplier {
+  double shift = 0.0;
+  double lambda = 0.0;
+};
+
+/// True if every |x_i| ≤ 2^40 (false for NaN and Inf); branch-free on the bits for float and double, so that it
+/// vectorises.
+template <class T>
+bool all_within_2_40(const T* x, std::size_t n) {
+  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
+    using U = std::conditional_t<std::is_same_v<T, float>, std::uint32_t, std::uint64_t>;
+    constexpr U magnitude = std::numeric_limits<U>::max() >> 1;
+    constexpr U bound = std::is_same_v<T, float> ? U(127 + 40) << 23 : U(1023 + 40) << 52;  // the bits of 2^40
+    U bad = 0;
+    for (std::size_t i = 0; i < n; ++i) bad |= U((std::bit_cast<U>(x[i]) & magnitude) > bound);
+    return bad == 0;
+  } else {
+    for (std::size_t i = 0; i < n; ++i)
+      if (!(std::abs(double(x[i])) <= 0x1p40)) return false;
+    return true;
+  }
+}
+
+/// The multiplier of the projection of v (finite v checked here, naming `func`); `scratch` as for
+/// capped_simplex_lambda.
+template <class T>
+capped_simplex_multiplier capped_simplex_solve(std::span<const T> v, double k, simplex_constraint c,
+                                               std::span<T> scratch, const char* func) {
+  // The fast search works on v in place: exact when |v_i| ≤ 2^40 (no sum can overflow, v_i − 1 loses at most 2^-12)
+  // and the λ it finds is at most 1024 in magnitude (v_i − λ then loses at most 2^-42). Otherwise (rare: scores or
+  // weights are small in practice) the exact O(n log n) search below. NaN and Inf throw.
+  constexpr double exact_range = 1024.0;
+  const std::size_t n = v.size();
+  const bool moderate = all_within_2_40(v.data(), n);
+  if (!moderate) require_finite(v, func, "v");
+  if (moderate) {
+    const double lambda = capped_simplex_lambda<T>(v, k, c, scratch);
+    if (std::abs(lambda) <= exact_range) return {0.0, lambda};
+  }
+  if (c == simplex_constraint::at_most) {
+    double f0 = 0.0;
+    for (std::size_t i = 0; i < n; ++i) f0 += std::min(std::max(double(v[i]), 0.0), 1.0);
+    if (f0 <= k) return {0.0, 0.0};
+  }
+  // at_most with f(0) > k: λ > 0 is the root of f(λ) = k, as for `equal`. The breakpoints of f are v_i − 1 and v_i,
+  // kept as (entry, offset) pairs, never rounded into one double: b = v_j − off, and v_i − b = (v_i − v_j) + off.
+  // Sorted exactly (the order of v_a − o_a and v_b − o_b is that of v_a − v_b and o_a − o_b), then bisected for the
+  // last breakpoint with f ≥ k; f is linear from there to the next one, of length at most 1 when it decreases.
+  struct breakpoint {
+    double value;
+    double offset;  // 0 or 1: the breakpoint is value − offset
+  };
+  std::vector<breakpoint> bp;
+  bp.reserve(2 * n);
+  for (std::size_t i = 0; i < n; ++i) {
+    bp.push_back({double(v[i]), 1.0});
+    bp.push_back({double(v[i]), 0.0});
+  }
+  std::sort(bp.begin(), bp.end(), [](const breakpoint& a, const breakpoint& b) {
+    return a.value == b.value ? a.offset > b.offset : a.value - b.value < a.offset - b.offset;
+  });
+  // f at b + t, for a breakpoint b and a small t: Σ clip((v_i − v_j) + off − t, 0, 1) (an overflow clips).
+  auto f_at = [&](const breakpoint& b, double t) {
+    double f = 0.0;
+    for (std::size_t i = 0; i < n; ++i) f += std::min(std::max((double(v[i]) - b.value) + b.offset - t, 0.0), 1.0);
+    return f;
+  };
+  std::size_t first = 0, last = bp.size();  // largest j with f(bp[j]) ≥ k; f(bp[0]) = n ≥ k
+  while (last - first > 1) {
+    const std::size_t mid = first + (last - first) / 2;
+    if (f_at(bp[mid], 0.0) >= k) first = mid;
+    else last = mid;
+  }
+  const breakpoint lo = bp[first];
+  const double f_lo = f_at(lo, 0.0);
+  capped_simplex_multiplier m{lo.value, -lo.offset};  // λ = lo.value − lo.offset + t, t ≥ 0 below
+  if (f_lo == k) return m;
+  if (first + 1 == bp.size()) {  // k = 0 past the last breakpoint: any λ beyond it
+    m.lambda += 1.0;
+    return m;
+  }
+  // Linear between lo and the next breakpoint hi (f(hi) < k < f(lo)): interpolate.
+  const breakpoint hi = bp[first + 1];
+  const double length = (hi.value - lo.value) + lo.offset - hi.offset;
+  const double f_hi = f_at(hi, 0.0);
+  m.lambda += length * (f_lo - k) / (f_lo - f_hi);
+  return m;
+}
+
 }  // namespace detail
 
 // ---- definitions ----
@@ -226,7 +324,8 @@ template <class T>
 double capped_simplex_threshold(std::span<const T> v, double k, simplex_constraint c) {
   detail::check_capped_simplex(v.size(), k, c, "capped_simplex_threshold");
   std::vector<T> scratch(v.size());
-  return detail::capped_simplex_lambda<T>(v, k, c, scratch, "capped_simplex_threshold");
+  const auto m = detail::capped_simplex_solve<T>(v, k, c, scratch, "capped_simplex_threshold");
+  return m.shift + m.lambda;
 }
 
 template <class T>
@@ -237,18 +336,25 @@ void capped_simplex_projection(std::span<const T> v, double k, std::span<T> out,
   const std::less<const T*> before;
   const bool overlap = !v.empty() && before(v.data(), out.data() + out.size()) &&
                        before(out.data(), v.data() + v.size());
-  double lambda;
+  detail::capped_simplex_multiplier m;
   if (overlap) {
     std::vector<T> scratch(v.size());
-    lambda = detail::capped_simplex_lambda<T>(v, k, c, scratch, func);
+    m = detail::capped_simplex_solve<T>(v, k, c, scratch, func);
   } else {
-    lambda = detail::capped_simplex_lambda<T>(v, k, c, out, func);
+    m = detail::capped_simplex_solve<T>(v, k, c, out, func);
   }
   // Rounding to T before clipping gives the same values as after (0 and 1 are exact, rounding is monotone),
   // and lets the loop vectorise.
-  for (std::size_t i = 0; i < v.size(); ++i) {
-    const T x = T(double(v[i]) - lambda);
-    out[i] = std::min(std::max(x, T(0)), T(1));
+  if (m.shift == 0.0) {
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      const T x = T(double(v[i]) - m.lambda);
+      out[i] = std::min(std::max(x, T(0)), T(1));
+    }
+  } else {
+    for (std::size_t i = 0; i < v.size(); ++i) {  // v_i − shift may overflow to ±inf, which clips to 0 or 1
+      const double x = (double(v[i]) - m.shift) - m.lambda;
+      out[i] = T(std::min(std::max(x, 0.0), 1.0));
+    }
   }
 }
 

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "bipq/concepts.hpp"
+#include "bipq/mask/checks.hpp"
 #include "bipq/tensor.hpp"
 
 namespace bipq {
@@ -267,10 +268,11 @@ void detach_inputs_from_masks(top_k_lists<T>& lists, detached_inputs<T>& storage
 }
 
 /// The checks shared by every selection path, made before anything is written: every score finite (eligible or
-/// not), and k ≤ the number of eligible entries, which is returned. One vectorisable pass.
+/// not), every eligibility entry finite (a NaN is neither 0 nor 1: refused, as apply_mask and pq_index do), and
+/// k ≤ the number of eligible entries, which is returned. One vectorisable pass.
 template <score_kind kind, class T>
 std::size_t check_scores_and_k(const top_k_lists<T>& lists, std::size_t k, const char* func) {
-  bool finite = true;
+  bool finite = true, eligible_finite = true;
   std::size_t n_eligible = 0;
   for (std::size_t j = 0; j < lists.scores.size(); ++j) {
     const T* s = lists.scores[j].data();
@@ -286,12 +288,14 @@ std::size_t check_scores_and_k(const top_k_lists<T>& lists, std::size_t k, const
     }
     if (const T* e = lists.eligible_of(j)) {
       for (std::size_t i = 0; i < n; ++i) n_eligible += e[i] != T(0);
+      eligible_finite = eligible_finite && all_finite(e, n);
     } else {
       n_eligible += n;
     }
   }
   if (!finite)
     throw_not_finite<T>(lists.scores, func, kind == score_kind::magnitude ? "w" : "scores", lists.scores.size() != 1);
+  if (!eligible_finite) throw_not_finite<T>(lists.eligible, func, "eligible", lists.eligible.size() != 1);
   if (k > n_eligible) throw std::invalid_argument(k_message(func, k, n_eligible, lists.has_eligible));
   return n_eligible;
 }

@@ -48,9 +48,14 @@ class sgd {
   const sgd_params& params() const noexcept { return params_; }
 
   /// θ_i ← SGD step with gradient g and learning rate `lr`; `weight_decay` overrides λ for this tensor (biases
-  /// and norms are usually not decayed). Throws std::invalid_argument on a size mismatch.
+  /// and norms are usually not decayed). Throws std::invalid_argument on a size mismatch, or if lr or weight_decay is
+  /// NaN, infinite or negative (lr = 0, the end of a cosine schedule, is allowed).
   void step(std::size_t i, std::span<T> theta, std::span<const T> grad, double lr, double weight_decay) {
     if (i >= velocity_.size()) throw std::invalid_argument("sgd::step(): tensor index out of range");
+    if (!(lr >= 0.0) || !std::isfinite(lr))
+      throw std::invalid_argument("sgd::step(): lr must be finite and >= 0 (lr = " + std::to_string(lr) + ")");
+    if (!(weight_decay >= 0.0) || !std::isfinite(weight_decay))
+      throw std::invalid_argument("sgd::step(): weight_decay must be finite and >= 0");
     std::vector<T>& v = velocity_[i];
     if (theta.size() != v.size() || grad.size() != v.size())
       throw std::invalid_argument("sgd::step(): theta/grad size differs from the size given at construction");

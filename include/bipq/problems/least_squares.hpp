@@ -126,7 +126,8 @@ class least_squares_problem {
   /// θ*(m) = argmin_θ ℓ(m⊙θ) + (γ/2)‖θ‖², in closed form (computed in double). m may be relaxed (any real values).
   Eigen::VectorXd lower_solution(std::span<const T> m, double gamma) const {
     detail::require_size(m.size(), z_.size(), "least_squares_problem::lower_solution", "m");
-    if (!(gamma > 0.0)) throw std::invalid_argument("least_squares_problem::lower_solution(): gamma must be > 0");
+    if (!(gamma > 0.0) || !std::isfinite(gamma))
+      throw std::invalid_argument("least_squares_problem::lower_solution(): gamma must be finite and > 0");
     const Eigen::MatrixXd a = a_.template cast<double>();
     const Eigen::VectorXd b = b_.template cast<double>();
     const Eigen::Index n = a.rows(), d = a.cols();

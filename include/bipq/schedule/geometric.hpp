@@ -3,6 +3,7 @@
 // Hypothesis"): every round removes a fixed fraction `rate` of the surviving weights, so after round t the model
 // keeps n (1 − rate)^t of its n prunable weights, until the target count.
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <stdexcept>
@@ -30,11 +31,19 @@ inline std::vector<std::size_t> geometric_schedule(std::size_t n, std::size_t k_
   return kept;
 }
 
-/// Rounds needed to reach a density with per-round rate: ⌈log(density) / log(1 − rate)⌉.
+/// Rounds needed to reach a density with per-round rate: ⌈log(density) / log(1 − rate)⌉, the smallest t with
+/// (1 − rate)^t ≤ density (log(1 − rate) as log1p(−rate), exact also where 1 − rate rounds to 1). Throws
+/// std::invalid_argument if density ∉ (0, 1], rate ∉ (0, 1), or the count exceeds 2^53 (a rate so small that the
+/// count is no longer an exact double, let alone a number of training runs).
 inline std::size_t geometric_rounds(double density, double rate = 0.2) {
   if (!(density > 0.0 && density <= 1.0)) throw std::invalid_argument("geometric_rounds(): density must be in (0, 1]");
   if (!(rate > 0.0 && rate < 1.0)) throw std::invalid_argument("geometric_rounds(): rate must be in (0, 1)");
-  return static_cast<std::size_t>(std::ceil(std::log(density) / std::log(1.0 - rate) - 1e-12));
+  const double rounds = std::ceil(std::log(density) / std::log1p(-rate) - 1e-12);
+  if (!(rounds <= 9007199254740992.0))  // 2^53
+    throw std::invalid_argument("geometric_rounds(): rate " + std::to_string(rate) +
+                                " is too small: reaching density " + std::to_string(density) +
+                                " would take more than 2^53 rounds");
+  return static_cast<std::size_t>(std::max(rounds, 0.0));
 }
 
 }  // namespace bipq

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <span>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "bipq/tensor.hpp"
@@ -21,11 +22,15 @@ struct conjugate_gradient_result {
 
 /// Solves A x = b from x = 0: r₀ = b, p₀ = r₀; α = rᵀr / pᵀAp; x += αp; r −= αAp; p = r + (r'ᵀr'/rᵀr) p.
 /// Stops when ‖r‖ ≤ tolerance · ‖b‖ or after `max_iterations`. `apply(std::span<const T> p, std::span<T> out)` writes
-/// A p. Dot products are accumulated in double. Throws std::invalid_argument on a size mismatch.
+/// A p. Dot products are accumulated in double. Throws std::invalid_argument on a size mismatch, a tolerance that is
+/// NaN, negative or infinite, or a right-hand side b holding NaN or Inf.
 template <class T, class Apply>
 conjugate_gradient_result conjugate_gradient(Apply&& apply, std::span<const T> b, std::span<T> x,
                                              std::size_t max_iterations, double tolerance) {
   detail::require_size(x.size(), b.size(), "conjugate_gradient", "x");
+  if (!(tolerance >= 0.0) || !std::isfinite(tolerance))
+    throw std::invalid_argument("conjugate_gradient(): tolerance must be finite and >= 0");
+  detail::require_finite(b, "conjugate_gradient", "b");
   const std::size_t n = b.size();
   auto dot = [n](const std::vector<T>& u, const std::vector<T>& v) {
     double s = 0.0;

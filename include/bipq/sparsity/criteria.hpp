@@ -20,6 +20,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <stdexcept>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -54,6 +56,17 @@ struct criterion_check_params {
   std::size_t max_size = 40;         ///< largest dimension d drawn
   double equality_tolerance = 1e-9;  ///< "=": |S₁ − S₀| ≤ equality_tolerance · max(1, |S₀|)
   double strict_margin = 1e-12;      ///< "<": S₀ − S₁ > strict_margin · max(1, |S₀|)
+
+  /// Throws std::invalid_argument naming `func` and the field: a tolerance or margin that is NaN, infinite or
+  /// negative (every comparison would then give a wrong verdict), or min_size > max_size.
+  void validate(const char* func = "criterion_check_params::validate") const {
+    auto fail = [&](const std::string& what) { throw std::invalid_argument(std::string(func) + "(): params." + what); };
+    if (!(equality_tolerance >= 0.0) || !std::isfinite(equality_tolerance))
+      fail("equality_tolerance must be finite and >= 0");
+    if (!(strict_margin >= 0.0) || !std::isfinite(strict_margin)) fail("strict_margin must be finite and >= 0");
+    if (min_size > max_size)
+      fail("min_size (" + std::to_string(min_size) + ") must be <= max_size (" + std::to_string(max_size) + ")");
+  }
 };
 
 /// The outcome of one criterion on one measure.
@@ -68,7 +81,7 @@ struct criterion_check {
 };
 
 /// Checks `measure` (callable as `double(std::span<const double>)`, larger = sparser) against one criterion on
-/// `params.trials` random non-negative vectors.
+/// `params.trials` random non-negative vectors. Throws std::invalid_argument if params is invalid (see validate()).
 template <class Measure>
 criterion_check check_sparsity_criterion(Measure&& measure, sparsity_criterion criterion,
                                          const criterion_check_params& params = {});
@@ -106,6 +119,7 @@ inline double log_uniform(rng& g, double lo, double hi) {
 template <class Measure>
 criterion_check check_sparsity_criterion(Measure&& measure, sparsity_criterion criterion,
                                          const criterion_check_params& params) {
+  params.validate("check_sparsity_criterion");
   detail::rng g(params.seed * 0x9e3779b97f4a7c15ULL + static_cast<std::uint64_t>(criterion) + 1);
   criterion_check result;
   result.criterion = criterion;

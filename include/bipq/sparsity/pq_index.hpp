@@ -580,7 +580,8 @@ counted_view<T, mask_scalar_t<M>> counted(std::span<const T> x, const M& mask, c
 }
 
 /// Calls visit(view, j) for the j-th tensor of `ws` with its mask (the j-th of `masks`, or all_entries), in order.
-/// Throws "<func>(): masks has fewer/more tensors than ws" when the ranges differ in length.
+/// Throws "<func>(): masks has fewer/more tensors than ws" when the ranges differ in length, and
+/// "<func>(): masks[j] has size .., expected .." when a mask differs from its tensor.
 template <class T, class Range, class MaskRange, class Visit>
 void for_each_counted(const Range& ws, const MaskRange& masks, const char* func, Visit&& visit) {
   std::size_t j = 0;
@@ -591,7 +592,12 @@ void for_each_counted(const Range& ws, const MaskRange& masks, const char* func,
     const auto mask_end = std::ranges::end(masks);
     for (const auto& w : ws) {
       if (mask_it == mask_end) throw std::invalid_argument(std::string(func) + "(): masks has fewer tensors than ws");
-      visit(counted<T>(const_span(w), *mask_it, func, "masks"), j++);
+      const auto w_span = const_span(w);
+      if (const_span(*mask_it).size() != w_span.size()) {
+        const std::string name = "masks[" + std::to_string(j) + "]";
+        require_size(const_span(*mask_it).size(), w_span.size(), func, name.c_str());
+      }
+      visit(counted<T>(w_span, *mask_it, func, "masks"), j++);
       ++mask_it;
     }
     if (mask_it != mask_end) throw std::invalid_argument(std::string(func) + "(): masks has more tensors than ws");
