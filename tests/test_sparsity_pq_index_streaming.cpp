@@ -61,7 +61,8 @@ TEST_CASE_TEMPLATE("one pass with a running scale equals the two-pass definition
   bipq::detail::rng g(23);
   for (std::size_t n : {1u, 5u, 17u, 1000u, 1023u, 1024u, 1025u, 4096u + 13u, 100000u}) {
     const auto w = random_weights<T>(n, g, 1.0);
-    for (auto [p, q] : general_pairs) {
+    for (const auto& pair : general_pairs) {
+      const double p = pair.first, q = pair.second;
       CAPTURE(n);
       CAPTURE(p);
       CAPTURE(q);
@@ -76,7 +77,8 @@ TEST_CASE_TEMPLATE("a maximum that grows block after block: every block rescales
   std::sort(w.begin(), w.end(), [](T a, T b) { return std::fabs(a) < std::fabs(b); });
   auto reversed = w;
   std::reverse(reversed.begin(), reversed.end());
-  for (auto [p, q] : general_pairs) {
+  for (const auto& pair : general_pairs) {
+    const double p = pair.first, q = pair.second;
     const double expected = two_pass<typename std::remove_cvref_t<decltype(w)>::value_type>(w, nullptr, p, q);
     CHECK(bipq::pq_index(w, p, q) == doctest::Approx(expected).epsilon(tolerance).scale(1.0));
     CHECK(bipq::pq_index(reversed, p, q) == doctest::Approx(expected).epsilon(tolerance).scale(1.0));
@@ -89,7 +91,8 @@ TEST_CASE("tiny (1e-300) and huge (1e300) magnitudes: no overflow or underflow i
   for (double scale : {1e300, 1e-300, 1e-150, 1e150}) {
     std::vector<double> w(base.size());
     for (std::size_t i = 0; i < w.size(); ++i) w[i] = base[i] * scale;
-    for (auto [p, q] : general_pairs) {
+    for (const auto& pair : general_pairs) {
+      const double p = pair.first, q = pair.second;
       CAPTURE(scale);
       CAPTURE(p);
       const double i = bipq::pq_index(w, p, q);
@@ -116,7 +119,8 @@ TEST_CASE_TEMPLATE("masked and global: one pass over the survivors of every tens
   both.insert(both.end(), b.begin(), b.end());
   both_mask.insert(both_mask.end(), mask_b.begin(), mask_b.end());
   const std::vector<std::vector<T>> ws{a, b}, masks{mask_a, mask_b};
-  for (auto [p, q] : general_pairs) {
+  for (const auto& pair : general_pairs) {
+    const double p = pair.first, q = pair.second;
     CHECK(bipq::pq_index(a, mask_a, p, q) == doctest::Approx(two_pass(a, &mask_a, p, q)).epsilon(tolerance).scale(1.0));
     // The larger tensor last: the scale grows between tensors.
     CHECK(bipq::pq_index_global(ws, p, q) == doctest::Approx(two_pass<typename std::remove_cvref_t<decltype(both)>::value_type>(both, nullptr, p, q)).epsilon(tolerance).scale(1.0));
