@@ -20,6 +20,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <limits>
 #include <span>
@@ -101,37 +102,34 @@ void sum_clipped(const T* y, std::size_t n, double p1, double p2, double& f1, do
   }
 }
 
-/// λ of the projection, using `scratch` (size ≥ v.size(), may not overlap v) as working storage.
-///
-/// Search over the breakpoints of f: the interval (lo, hi) with f(lo) ≥ k ≥ f(hi) shrinks until no breakpoint is
-/// left inside, entries whose both breakpoints are outside it being folded into counts (at 1, or linear). Pivots
-/// come from a sample of 8√open (64 to 4096) open entries (Floyd & Rivest 1975): the breakpoints of the sample, sorted,
-/// give the root of the sampled f, and two breakpoints ±4σ around it bracket the true root with high probability;
-/// when all open entries fit in the sample, the two pivots are the exact neighbouring breakpoints of the root.
-/// Correctness never depends on the sample: each round moves lo or hi onto a breakpoint that was inside.
+/// The interval of the breakpoint search: (lo, hi) with f(lo) ≥ k ≥ f(hi), and the entries without a breakpoint
+/// inside it folded into counts, so that f(λ) = f_outside(λ) + Σ_open clip(v_i − λ, 0, 1) on (lo, hi).
+struct simplex_interval {
+  double lo = -std::numeric_limits<double>::infinity();
+  double hi = std::numeric_limits<double>::infinity();
+  double n_one = 0.0;     ///< entries at 1 on the whole of (lo, hi)
+  double n_free = 0.0;    ///< entries equal to v_i − λ on the whole of (lo, hi)
+  double sum_free = 0.0;  ///< Σ v_i over those
+  double f_outside(double p) const noexcept { return n_one + sum_free - n_free * p; }
+};
+
+/// Search over the breakpoints of f on the open entries `open_data[0, open)`: the interval shrinks until no
+/// breakpoint is left inside, entries whose both breakpoints are outside it being folded into counts (at 1, or
+/// linear). `scratch` (room for `open` entries; may be `open_data` itself, never partly overlapping it) receives the
+/// entries still open. `n` is the size of the whole vector (f(−∞) = n). Pivots come from a sample of 8√open (64 to
+/// 4096) open entries (Floyd & Rivest 1975): the breakpoints of the sample, sorted, give the root of the sampled f,
+/// and two breakpoints ±4σ around it bracket the true root with high probability; when all open entries fit in the
+/// sample, the two pivots are the exact neighbouring breakpoints of the root. Correctness never depends on the
+/// sample: each round moves lo or hi onto a breakpoint that was inside.
 template <class T>
-double capped_simplex_lambda(std::span<const T> v, double k, simplex_constraint c, std::span<T> scratch) {
+double search_breakpoints(simplex_interval& s, const T* open_data, std::size_t open, std::size_t n, double k,
+                          T* scratch) {
   constexpr double inf = std::numeric_limits<double>::infinity();
   constexpr std::size_t max_sample = 4096;
-  const std::size_t n = v.size();
-  double lo = -inf, hi = inf;  // invariant: f(lo) ≥ k ≥ f(hi), with f(−∞) = n, f(+∞) = 0
-  double n_one = 0.0;          // entries at 1 on the whole of (lo, hi)
-  double n_free = 0.0;         // entries equal to v_i − λ on the whole of (lo, hi)
-  double sum_free = 0.0;       // Σ v_i over those
-
-  if (c == simplex_constraint::at_most) {
-    double f0 = 0.0, unused = 0.0;
-    sum_clipped(v.data(), n, 0.0, 0.0, f0, unused);
-    if (f0 <= k) return 0.0;
-    lo = 0.0;  // f(0) > k: λ > 0
-  }
-
-  // The open entries: at first all of v (read in place), then those with a breakpoint inside (lo, hi), compacted
-  // into scratch. Entries of v without a breakpoint inside contribute correctly to every sum below.
-  const T* open_data = v.data();
-  std::size_t open = n;
+  double& lo = s.lo;
+  double& hi = s.hi;
   std::vector<double> sample, breakpoints;
-  auto f_outside = [&](double p) { return n_one + sum_free - n_free * p; };
+  auto f_outside = [&](double p) { return s.f_outside(p); };
   while (open > 0) {
     // Sample of the open entries (all of them when few), its breakpoints inside (lo, hi), sorted. Its size,
     // 8√open between 64 and 4096, keeps the sort and the bisection well below the O(open) passes.
@@ -186,7 +184,7 @@ double capped_simplex_lambda(std::span<const T> v, double k, simplex_constraint 
         hi = p1;  // root below p1
       }
     }
-    // (No sampled breakpoint inside: only possible in the first round, whose entries need not be open; the
+    // (No sampled breakpoint inside: only possible in the first round when its entries are not all open; the
     // compaction below then keeps exactly the open ones.)
 
     // Fold the entries with no breakpoint left inside (lo, hi) into the counts; compact the others into scratch.
@@ -204,16 +202,16 @@ double capped_simplex_lambda(std::span<const T> v, double k, simplex_constraint 
       frees += linear;
       sums[i & 1] += linear ? y : 0.0;
     }
-    n_one += double(ones);
-    n_free += double(frees);
-    sum_free += sums[0] + sums[1];
+    s.n_one += double(ones);
+    s.n_free += double(frees);
+    s.sum_free += sums[0] + sums[1];
     open = kept;
-    open_data = scratch.data();
+    open_data = scratch;
   }
 
   // No breakpoint inside (lo, hi): f(λ) = n_one + sum_free − n_free·λ there.
-  if (n_free > 0.0) {
-    const double lambda = (n_one + sum_free - k) / n_free;
+  if (s.n_free > 0.0) {
+    const double lambda = (s.n_one + s.sum_free - k) / s.n_free;
     return std::clamp(lambda, lo, hi);
   }
   // f is constant (= k) on the interval: every λ in it gives the same projection; take one away from both ends so
@@ -222,6 +220,300 @@ double capped_simplex_lambda(std::span<const T> v, double k, simplex_constraint 
   if (std::isfinite(lo)) return lo + 1.0;
   if (std::isfinite(hi)) return hi - 1.0;
   return 0.0;
+}
+
+/// λ by the breakpoint search over all of v from the interval (lo, hi) (−∞, +∞ when nothing is known; it must hold
+/// the root), using `scratch` (size ≥ v.size(), may not overlap v) as working storage. Checks finiteness first.
+template <class T>
+double lambda_by_search(std::span<const T> v, double k, simplex_constraint c, std::span<T> scratch,
+                        const char* func, double lo = -std::numeric_limits<double>::infinity(),
+                        double hi = std::numeric_limits<double>::infinity()) {
+  const std::size_t n = v.size();
+  if (!all_finite(v.data(), n)) require_finite(v, func, "v");
+  if (c == simplex_constraint::at_most) {
+    double f0 = 0.0, unused = 0.0;
+    sum_clipped(v.data(), n, 0.0, 0.0, f0, unused);
+    if (f0 <= k) return 0.0;
+    lo = std::max(lo, 0.0);  // f(0) > k: λ > 0
+  }
+  simplex_interval s;
+  s.lo = lo;
+  s.hi = hi;
+  // The first round reads v in place; entries without a breakpoint inside (lo, hi) contribute correctly to its sums.
+  return search_breakpoints<T>(s, v.data(), n, n, k, scratch.data());
+}
+
+/// The largest T ≤ x, and the smallest T ≥ x.
+template <class T>
+T round_down_to(double x) noexcept {
+  T t = T(x);
+  if (double(t) > x) t = std::nextafter(t, -std::numeric_limits<T>::infinity());
+  return t;
+}
+template <class T>
+T round_up_to(double x) noexcept {
+  T t = T(x);
+  if (double(t) < x) t = std::nextafter(t, std::numeric_limits<T>::infinity());
+  return t;
+}
+
+/// How an entry y stands towards a bracket (lo, hi) of λ, decided by comparisons in T against bounds rounded
+/// outwards (so an entry may be called open when it is not, never the reverse): zero (y ≤ lo: 0 on the bracket),
+/// one (y − 1 ≥ hi: 1), linear (y ≥ hi and y − 1 ≤ lo: y − λ), or open (a breakpoint inside).
+template <class T>
+struct bracket_classes {
+  T zero_at_most, one_at_least, linear_from, linear_to;
+  bracket_classes(double lo, double hi)
+      : zero_at_most(round_down_to<T>(lo)),
+        one_at_least(round_up_to<T>(std::nextafter(hi + 1.0, std::numeric_limits<double>::infinity()))),
+        linear_from(round_up_to<T>(hi)),
+        linear_to(round_down_to<T>(std::nextafter(lo + 1.0, -std::numeric_limits<double>::infinity()))) {
+    // lo = hi: an entry at lo is zero, not linear (the classes must not overlap).
+    if (linear_from <= zero_at_most) linear_from = std::nextafter(zero_at_most, std::numeric_limits<T>::infinity());
+  }
+  bool zero(T y) const noexcept { return y <= zero_at_most; }
+  bool one(T y) const noexcept { return y >= one_at_least; }
+  bool linear(T y) const noexcept { return (y >= linear_from) & (y <= linear_to); }
+  bool open(T y) const noexcept { return !(zero(y) || one(y) || linear(y)); }
+};
+
+/// The census of v for a bracket: finiteness, the entries at 1 and linear on it (count, Σ v_i), the open ones.
+struct bracket_census {
+  std::size_t ones = 0, frees = 0, open = 0;
+  double sum_free = 0.0;
+  bool finite = true;
+};
+
+#if defined(__GNUC__)
+/// 32-byte vectors of the GCC / Clang vector extensions: comparisons give lane masks (−1 or 0) that the passes below
+/// use arithmetically, so they run branch-free and vectorised without -ffast-math; used only inside one function
+/// (no vector crosses a call, so the ABI of vector arguments does not matter).
+template <class T>
+struct simplex_lanes;
+template <>
+struct simplex_lanes<float> {
+  typedef float value __attribute__((vector_size(32)));
+  typedef std::int32_t mask __attribute__((vector_size(32)));
+  typedef float half __attribute__((vector_size(16)));
+  typedef double wide __attribute__((vector_size(32)));  // one half, converted
+  static constexpr std::size_t size = 8;
+  static constexpr std::int32_t magnitude = 0x7fffffff, exponent = 0x7f800000;
+};
+template <>
+struct simplex_lanes<double> {
+  typedef double value __attribute__((vector_size(32)));
+  typedef std::int64_t mask __attribute__((vector_size(32)));
+  typedef double wide __attribute__((vector_size(32)));
+  static constexpr std::size_t size = 4;
+  static constexpr std::int64_t magnitude = 0x7fffffffffffffffll, exponent = 0x7ff0000000000000ll;
+};
+#endif
+
+/// One pass: the census of v for the bracket of `cls` (float or double).
+template <class T>
+bracket_census take_bracket_census(std::span<const T> v, const bracket_classes<T>& cls) {
+  bracket_census out;
+  const T* x = v.data();
+  const std::size_t n = v.size();
+  std::size_t i = 0;
+#if defined(__GNUC__)
+  using L = simplex_lanes<T>;
+  using V = typename L::value;
+  using M = typename L::mask;
+  using W = typename L::wide;
+  constexpr std::size_t lanes = L::size;
+  const M magnitude = M{} + L::magnitude, exponent = M{} + L::exponent;
+  W sum[2] = {};
+  M bad = {};
+  // Lane counts per block of at most 2^24 vectors, so that they cannot wrap.
+  while (i + lanes <= n) {
+    M ones = {}, frees = {}, opens = {};
+    const std::size_t end = i + std::min<std::size_t>((n - i) / lanes, std::size_t(1) << 24) * lanes;
+    for (; i < end; i += lanes) {
+      V y;
+      std::memcpy(&y, x + i, sizeof(V));
+      M bits;
+      std::memcpy(&bits, &y, sizeof(V));
+      const M one = y >= cls.one_at_least, zero = y <= cls.zero_at_most;
+      const M linear = (y >= cls.linear_from) & (y <= cls.linear_to);
+      ones -= one;
+      frees -= linear;
+      opens -= ~(one | zero | linear);
+      bad |= (bits & magnitude) >= exponent;
+      const M kept = bits & linear;  // y where linear, +0 elsewhere
+      if constexpr (std::is_same_v<T, float>) {
+        typename L::half low, high;
+        std::memcpy(&low, &kept, sizeof(low));
+        std::memcpy(&high, reinterpret_cast<const char*>(&kept) + sizeof(low), sizeof(high));
+        sum[0] += __builtin_convertvector(low, W);
+        sum[1] += __builtin_convertvector(high, W);
+      } else {
+        W y_linear;
+        std::memcpy(&y_linear, &kept, sizeof(W));
+        sum[0] += y_linear;
+      }
+    }
+    for (std::size_t j = 0; j < lanes; ++j) {
+      out.ones += std::size_t(ones[j]);
+      out.frees += std::size_t(frees[j]);
+      out.open += std::size_t(opens[j]);
+    }
+  }
+  for (std::size_t j = 0; j < sizeof(W) / sizeof(double); ++j) out.sum_free += sum[0][j] + sum[1][j];
+  for (std::size_t j = 0; j < lanes; ++j) out.finite = out.finite && bad[j] == 0;
+#endif
+  for (; i < n; ++i) {
+    const T y = x[i];
+    const bool one = cls.one(y), zero = cls.zero(y), linear = cls.linear(y);
+    out.ones += one;
+    out.frees += linear;
+    out.open += !(one || zero || linear);
+    if (linear) out.sum_free += double(y);
+    out.finite = out.finite && std::isfinite(y);
+  }
+  return out;
+}
+
+/// Copies the open entries of v for the bracket of `cls`, in order, to `to` (room for v.size()); returns how many.
+/// The open flags of a block are computed vectorised, then a branch-free loop compacts the block.
+template <class T>
+std::size_t compact_open(std::span<const T> v, const bracket_classes<T>& cls, T* to) {
+  const T* x = v.data();
+  const std::size_t n = v.size();
+  std::size_t kept = 0, i = 0;
+#if defined(__GNUC__)
+  using L = simplex_lanes<T>;
+  using V = typename L::value;
+  using M = typename L::mask;
+  constexpr std::size_t lanes = L::size, block = 256;
+  using flag_t = std::remove_cvref_t<decltype(M{}[0])>;
+  flag_t flags[block];
+  for (; i + block <= n; i += block) {
+    for (std::size_t b = 0; b < block; b += lanes) {
+      V y;
+      std::memcpy(&y, x + i + b, sizeof(V));
+      const M closed = (y >= cls.one_at_least) | (y <= cls.zero_at_most) |
+                       ((y >= cls.linear_from) & (y <= cls.linear_to));
+      const M open = (~closed) & 1;
+      std::memcpy(flags + b, &open, sizeof(M));
+    }
+    for (std::size_t b = 0; b < block; ++b) {
+      to[kept] = x[i + b];
+      kept += std::size_t(flags[b]);
+    }
+  }
+#endif
+  for (; i < n; ++i) {
+    to[kept] = x[i];
+    kept += cls.open(x[i]);
+  }
+  return kept;
+}
+
+/// Below this size the sampled bracket costs more than it saves.
+inline constexpr std::size_t simplex_bracket_min_size = std::size_t(1) << 15;
+
+/// Large inputs (float or double, 0 < k < n): a strided sample of v (Floyd & Rivest 1975) gives λ_s, the root of
+/// the sampled f, and a bracket (lo, hi) of λ at ±4 standard deviations of the sampled f around k. One vectorised
+/// pass checks finiteness and counts the entries at 1, linear and open on the bracket; a second compacts the open
+/// ones (a few percent) into scratch, on which f(lo), f(hi) are evaluated and the breakpoint search finishes. Returns
+/// false (nothing decided, only scratch written) if the sample cannot tell, or the bracket missed the root; the
+/// caller then runs the search over all of v, from the narrower interval `fallback` when the bracket ruled out a side.
+template <class T>
+bool lambda_by_bracket(std::span<const T> v, double k, simplex_constraint c, std::span<T> scratch, double& lambda,
+                       simplex_interval& fallback) {
+  const std::size_t n = v.size();
+  const std::size_t target = std::min<std::size_t>(32768, n / 16);
+  const std::size_t stride = n / target;
+  std::vector<T> sample, sample_scratch;
+  sample.reserve(n / stride + 1);
+  for (std::size_t i = stride / 2; i < n; i += stride) sample.push_back(v[i]);
+  if (!all_finite(sample.data(), sample.size())) return false;  // the full search reports the first bad entry
+  const std::size_t s = sample.size();
+  sample_scratch.resize(s);
+  const double ks = k * double(s) / double(n);
+  const std::span<const T> sv(sample);
+  const double lambda_s = lambda_by_search<T>(sv, ks, simplex_constraint::equal, sample_scratch, "");
+  double mean = 0.0, var = 0.0;
+  for (const T y : sample) mean += std::clamp(double(y) - lambda_s, 0.0, 1.0);
+  mean /= double(s);
+  for (const T y : sample) {
+    const double d = std::clamp(double(y) - lambda_s, 0.0, 1.0) - mean;
+    var += d * d;
+  }
+  const double spread = 4.0 * std::sqrt(var) + 4.0;  // in sampled entries
+  double lo, hi;
+  if (ks + spread < double(s)) {
+    lo = lambda_by_search<T>(sv, ks + spread, simplex_constraint::equal, sample_scratch, "");
+  } else {
+    lo = double(*std::min_element(sample.begin(), sample.end())) - 1.0;
+  }
+  if (ks - spread > 0.0) {
+    hi = lambda_by_search<T>(sv, ks - spread, simplex_constraint::equal, sample_scratch, "");
+  } else {
+    hi = double(*std::max_element(sample.begin(), sample.end()));
+  }
+  if (c == simplex_constraint::at_most) {
+    lo = std::max(lo, 0.0);
+    hi = std::max(hi, 0.0);
+  }
+  if (!(lo <= hi) || !std::isfinite(lo) || !std::isfinite(hi)) return false;
+
+  const bracket_classes<T> cls(lo, hi);
+  const bracket_census census = take_bracket_census<T>(v, cls);
+  if (!census.finite) return false;
+  T* open_data = scratch.data();
+  const std::size_t open = compact_open<T>(v, cls, open_data);
+  simplex_interval bracket;
+  bracket.lo = lo;
+  bracket.hi = hi;
+  bracket.n_one = double(census.ones);
+  bracket.n_free = double(census.frees);
+  bracket.sum_free = census.sum_free;
+  double f_lo = 0.0, f_hi = 0.0;
+  sum_clipped(open_data, open, lo, hi, f_lo, f_hi);
+  f_lo += bracket.f_outside(lo);
+  f_hi += bracket.f_outside(hi);
+  if (c == simplex_constraint::at_most) {
+    if (lo == 0.0 && f_lo <= k) {  // f(0) ≤ k
+      lambda = 0.0;
+      return true;
+    }
+    if (lo > 0.0 && f_lo == k) return false;  // λ = 0 if f is also k at 0: the full search tells
+  }
+  if (f_lo == k) {
+    lambda = lo;
+    return true;
+  }
+  if (f_hi == k) {
+    lambda = hi;
+    return true;
+  }
+  if (f_hi > k) {  // root above the bracket
+    fallback.lo = hi;
+    return false;
+  }
+  if (f_lo < k) {  // root below it
+    fallback.hi = lo;
+    return false;
+  }
+  lambda = search_breakpoints<T>(bracket, open_data, open, n, k, open_data);
+  return true;
+}
+
+/// λ of the projection, using `scratch` (size ≥ v.size(), may not overlap v) as working storage.
+template <class T>
+double capped_simplex_lambda(std::span<const T> v, double k, simplex_constraint c, std::span<T> scratch,
+                             const char* func) {
+  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
+    if (v.size() >= simplex_bracket_min_size && k > 0.0 && k < double(v.size())) {
+      double lambda = 0.0;
+      simplex_interval fallback;
+      if (lambda_by_bracket<T>(v, k, c, scratch, lambda, fallback)) return lambda;
+      return lambda_by_search<T>(v, k, c, scratch, func, fallback.lo, fallback.hi);
+    }
+  }
+  return lambda_by_search<T>(v, k, c, scratch, func);
 }
 
 /// The multiplier of the projection as shift + lambda (see the top of this header): shift = 0 and lambda = λ when
@@ -263,7 +555,7 @@ capped_simplex_multiplier capped_simplex_solve(std::span<const T> v, double k, s
   const bool moderate = all_within_2_40(v.data(), n);
   if (!moderate) require_finite(v, func, "v");
   if (moderate) {
-    const double lambda = capped_simplex_lambda<T>(v, k, c, scratch);
+    const double lambda = capped_simplex_lambda<T>(v, k, c, scratch, func);
     if (std::abs(lambda) <= exact_range) return {0.0, lambda};
   }
   if (c == simplex_constraint::at_most) {

@@ -472,75 +472,71 @@ std::optional<key_bracket<typename ordered_key<T>::type>> sample_bracket(const t
   return bracket;
 }
 
-/// mask[i] = 1 where eligible and key > bracket.hi, else 0; counts those (`above`) and the eligible keys inside
-/// the bracket (`inside`). Written without branches so that the compiler vectorises it.
+/// mask[i] = 1 where eligible and key > bracket.hi, else 0; counts those (`above`) and collects the eligible keys
+/// inside the bracket, in order. Blocks of 32: the masks and the block's "any inside" are computed without branches
+/// (vectorised), and only the few blocks with an entry inside are walked to collect it.
 template <score_kind kind, bool with_eligible, class T, class U>
 void bracket_pass(const T* x, const T* e, T* m, std::size_t n, key_bracket<U> bracket, std::size_t& above,
-                  std::size_t& inside) {
-  std::size_t a = 0, b = 0;
-  for (std::size_t i = 0; i < n; ++i) {
+                  undecided_entries<T, U>& undecided) {
+  constexpr std::size_t block = 32;
+  std::size_t a = 0, i = 0;
+  for (; i + block <= n; i += block) {
+    unsigned hits = 0;
+    for (std::size_t t = i; t < i + block; ++t) {
+      const U key = score_key<kind>(x[t]);
+      bool in = true;
+      if constexpr (with_eligible) in = e[t] != T(0);
+      const bool keep = in & (key > bracket.hi);
+      m[t] = keep ? T(1) : T(0);
+      a += keep;
+      hits |= unsigned(in & bracket.holds(key));
+    }
+    if (hits == 0) continue;
+    for (std::size_t t = i; t < i + block; ++t) {
+      const U key = score_key<kind>(x[t]);
+      bool in = true;
+      if constexpr (with_eligible) in = e[t] != T(0);
+      if (in && bracket.holds(key)) undecided.add(key, m + t);
+    }
+  }
+  for (; i < n; ++i) {
     const U key = score_key<kind>(x[i]);
     bool in = true;
     if constexpr (with_eligible) in = e[i] != T(0);
     const bool keep = in & (key > bracket.hi);
     m[i] = keep ? T(1) : T(0);
     a += keep;
-    b += in & bracket.holds(key);
+    if (in && bracket.holds(key)) undecided.add(key, m + i);
   }
   above += a;
-  inside += b;
 }
 
-/// The eligible entries inside the bracket, in order (tensor, then index).
-template <score_kind kind, class T, class U>
-void collect_inside(const top_k_lists<T>& lists, key_bracket<U> bracket, undecided_entries<T, U>& undecided) {
-  for (std::size_t j = 0; j < lists.scores.size(); ++j) {
-    const T* x = lists.scores[j].data();
-    T* m = lists.masks[j].data();
-    const T* e = lists.eligible_of(j);
-    const std::size_t n = lists.scores[j].size();
-    // Full blocks of 32 are tested at once (vectorised); only the few with an entry inside are walked.
-    constexpr std::size_t block = 32;
-    for (std::size_t i = 0; i < n; i += block) {
-      const std::size_t end = std::min(n, i + block);
-      if (end - i == block) {
-        unsigned hits = 0;
-        for (std::size_t t = 0; t < block; ++t) hits |= unsigned(bracket.holds(score_key<kind>(x[i + t])));
-        if (hits == 0) continue;
-      }
-      for (std::size_t t = i; t < end; ++t) {
-        const U key = score_key<kind>(x[t]);
-        if (bracket.holds(key) && is_eligible(e, t)) undecided.add(key, m + t);
-      }
-    }
-  }
-}
-
-/// Large inputs: one branch-free pass keeps the keys above a sampled bracket and drops the others, a second
-/// collects the few inside it, among which nth_element finds the exact threshold. Returns false, with the masks in
-/// an unspecified state, if the bracket missed; the caller then runs the histogram selection.
+/// Large inputs: one pass keeps the keys above a sampled bracket, drops the others and collects the few inside it
+/// (vectorised, see bracket_pass), among which nth_element finds the exact threshold. Returns false, with the masks
+/// in an unspecified state, if the bracket missed; the caller then runs the histogram selection.
 template <score_kind kind, class T>
 bool select_by_sampled_bracket(const top_k_lists<T>& lists, std::size_t k, std::size_t n_eligible) {
   using U = typename ordered_key<T>::type;
   const auto bracket = sample_bracket<kind>(lists, k, n_eligible);
   if (!bracket) return false;
-  std::size_t above = 0, inside = 0;
+  std::size_t above = 0;
+  undecided_entries<T, U> undecided;
+  // About 1% of the entries fall inside (sample_bracket); reserve for 2% so that the vectors rarely grow.
+  undecided.reserve(lists.total / 50 + 64);
   for (std::size_t j = 0; j < lists.scores.size(); ++j) {
     const T* x = lists.scores[j].data();
     T* m = lists.masks[j].data();
     const std::size_t n = lists.scores[j].size();
     if (lists.has_eligible) {
-      bracket_pass<kind, true>(x, lists.eligible[j].data(), m, n, *bracket, above, inside);
+      bracket_pass<kind, true>(x, lists.eligible[j].data(), m, n, *bracket, above, undecided);
     } else {
-      bracket_pass<kind, false>(x, static_cast<const T*>(nullptr), m, n, *bracket, above, inside);
+      bracket_pass<kind, false>(x, static_cast<const T*>(nullptr), m, n, *bracket, above, undecided);
     }
   }
+  const std::size_t inside = undecided.keys.size();
   if (above > k || k > above + inside) return false;
   const std::size_t need = k - above;
   if (need == 0) return true;  // the entries inside the bracket are already 0
-  undecided_entries<T, U> undecided;
-  undecided.reserve(inside);
-  collect_inside<kind>(lists, *bracket, undecided);
   undecided.keep_largest(need);
   return true;
 }

@@ -126,15 +126,17 @@ inline pq_path choose_path(double p, double q) noexcept {
   return pq_path::general;
 }
 
-/// y^e for y ≥ 0: exact shortcuts for e = 1, 2, 0.5 and small integers (binary powering), std::pow otherwise.
+/// y^e for y ≥ 0: shortcuts for e = 1, 2, 0.5, small integers (binary powering) and small integers plus ½ (times
+/// √y), std::pow otherwise.
 template <class A>
 inline A power_term(A y, double e) noexcept {
   if (e == 1.0) return y;
   if (e == 2.0) return y * y;
   if (e == 0.5) return std::sqrt(y);
-  if (e == std::floor(e) && e <= 64.0) {
+  const bool half = e - std::floor(e) == 0.5;  // y^(n+½) = y^n · √y
+  if ((e == std::floor(e) || half) && e <= 64.0) {
     auto k = static_cast<unsigned>(e);
-    A result = 1, base = y;
+    A result = half ? std::sqrt(y) : A(1), base = y;
     while (k != 0) {
       if (k & 1u) result *= base;
       base *= base;
@@ -329,8 +331,8 @@ power_sums<double> simd_sums(std::span<const T> x, const MT* mask, double& mask_
 
 /// y ↦ y^e on vectors of y ≥ 0 with power_term's shortcuts, the exponent classified once (outside the loop).
 struct simd_power {
-  enum class kind { one, two, half, integer, other } k;
-  unsigned n = 0;  // the exponent, for kind::integer
+  enum class kind { one, two, half, integer, half_integer, other } k;
+  unsigned n = 0;  // the integer part of the exponent, for kind::integer and kind::half_integer
   double e = 0;
   explicit simd_power(double exponent) : k(kind::other), e(exponent) {
     if (e == 1.0) k = kind::one;
@@ -339,6 +341,9 @@ struct simd_power {
     else if (e == std::floor(e) && e <= 64.0) {
       k = kind::integer;
       n = static_cast<unsigned>(e);
+    } else if (e - std::floor(e) == 0.5 && e <= 64.0) {
+      k = kind::half_integer;
+      n = static_cast<unsigned>(e);
     }
   }
   template <class V>
@@ -346,12 +351,23 @@ struct simd_power {
   [[gnu::always_inline]]  // a call per vector would pass 16 doubles through memory
 #endif
   V operator()(V y) const {
+    return (*this)(y, needs_root() ? V(stdx::sqrt(y)) : y);
+  }
+  /// Whether the power uses √y.
+  bool needs_root() const noexcept { return k == kind::half || k == kind::half_integer; }
+  /// y^e given root = √y (when needs_root(); anything otherwise), so that two powers can share one square root.
+  template <class V>
+#if defined(__GNUC__)
+  [[gnu::always_inline]]
+#endif
+  V operator()(V y, V root) const {
     switch (k) {
       case kind::one: return y;
       case kind::two: return y * y;
-      case kind::half: return stdx::sqrt(y);
-      case kind::integer: {
-        V result = 1, base = y;
+      case kind::half: return root;
+      case kind::integer:
+      case kind::half_integer: {
+        V result = k == kind::half_integer ? root : V(1), base = y;
         for (unsigned m = n; m != 0; m >>= 1u) {
           if (m & 1u) result *= base;
           base *= base;
@@ -411,6 +427,207 @@ power_sums<double> simd_scaled_sums(std::span<const T> x, const MT* mask, double
   s.count = count;
   return s;
 }
+
+/// One pass with a running scale, as LAPACK's dnrm2 keeps one (Hammarling's update of Blue's algorithm; Anderson,
+/// "Algorithm 978: Safe scaling in the Level 1 BLAS", ACM TOMS 2017): S_p, S_q of y = |w|/M with M the largest |w| so
+/// far, so every term is ≤ 1 and neither sum can overflow; when a block of entries brings a larger maximum M', the
+/// sums so far are multiplied by (M/M')^p and (M/M')^q. Blocks of 1024 entries: the block's maximum is taken first
+/// (the one read from memory), then its terms from cache, vectorised with the exponent shortcuts of simd_power.
+/// `ok` is false if the data or a mask entry is not finite (also a masked-out weight) or 1/M overflows (a
+/// subnormal maximum): the caller then takes the two-pass route, which reports or handles those cases.
+template <class T>
+struct streaming_sums {
+  // Native double vectors throughout, loaded from T directly (a converting load): libstdc++'s fixed_size vectors
+  // (the double rebind of a float vector) pass √ and pow through memory.
+  using vd = stdx::native_simd<double>;
+  static constexpr std::size_t lanes = vd::size();
+  static constexpr std::size_t unroll = 4;
+  static constexpr std::size_t block = 1024;
+
+  simd_power power_p, power_q;
+  double p, q;
+  double scale = 0;    ///< M
+  double inverse = 0;  ///< 1/M
+  vd sp[unroll], sq[unroll];
+  double tail_p = 0, tail_q = 0;  ///< terms of the entries outside full vectors
+  vd check = vd(0);               ///< NaN iff a counted weight or a mask entry is not finite
+  vd count_acc = vd(0);
+  double mask_check = 0;  ///< NaN iff a mask entry outside full vectors is not finite
+  std::size_t count = 0;
+  bool ok = true;
+
+  streaming_sums(double p_, double q_) : power_p(p_), power_q(q_), p(p_), q(q_) {
+    for (std::size_t u = 0; u < unroll; ++u) sp[u] = sq[u] = vd(0);
+  }
+
+  /// Moves the scale up to `m` > M: the sums so far are rescaled.
+  void raise_scale(double m) {
+    if (scale > 0) {
+      const double r = scale / m, fp = std::pow(r, p), fq = std::pow(r, q);
+      for (std::size_t u = 0; u < unroll; ++u) {
+        sp[u] *= fp;
+        sq[u] *= fq;
+      }
+      tail_p *= fp;
+      tail_q *= fq;
+    }
+    scale = m;
+    inverse = 1.0 / m;
+    ok = ok && std::isfinite(inverse);
+  }
+
+  /// |w| of the vector at `at` (as doubles), times the keep factor of its mask entries (checked and counted).
+  template <class MT>
+#if defined(__GNUC__)
+  [[gnu::always_inline]]
+#endif
+  static vd masked_abs(const T* data, const MT* mask, std::size_t at, const keep_factor<vd>& keep_of, vd& check_acc,
+                       vd& count) {
+    vd a = stdx::abs(vd(data + at, stdx::element_aligned));
+    if constexpr (!std::is_void_v<MT>) {
+      const vd mk(mask + at, stdx::element_aligned);
+      const vd keep = keep_of(mk);
+      check_acc += mk - mk;
+      count += keep;
+      a *= keep;  // NaN for a non-finite masked-out weight: the caller then takes the two passes
+    } else {
+      (void)mask;
+      (void)keep_of;
+      (void)count;
+    }
+    check_acc += a * 0.0;
+    return a;
+  }
+
+  /// acc[u] += f(y, √y) over a block of y = buf·inv (len a multiple of unroll · lanes); roots[] holds √y when the
+  /// power needs it.
+  template <class F>
+#if defined(__GNUC__)
+  [[gnu::always_inline]]
+#endif
+  static void power_loop(const double* buf, const double* roots, std::size_t len, double inverse, vd* acc, F f) {
+    const vd inv(inverse);
+    vd a0 = 0, a1 = 0, a2 = 0, a3 = 0;  // in registers (acc may alias nothing, but the compiler cannot know)
+    static_assert(unroll == 4);
+    auto term = [&](std::size_t at) {
+      const vd y = vd(buf + at, stdx::element_aligned) * inv;
+      return f(y, roots != nullptr ? vd(roots + at, stdx::element_aligned) : y);
+    };
+    for (std::size_t j = 0; j < len; j += unroll * lanes) {
+      a0 += term(j);
+      a1 += term(j + lanes);
+      a2 += term(j + 2 * lanes);
+      a3 += term(j + 3 * lanes);
+    }
+    acc[0] += a0;
+    acc[1] += a1;
+    acc[2] += a2;
+    acc[3] += a3;
+  }
+
+  /// y^n · (√y if half), n known at compile time: straight-line products.
+  template <unsigned N, bool half>
+  static vd power_of(vd y, vd r) {
+    vd result = half ? r : vd(1);
+    vd base = y;
+    for (unsigned m = N; m != 0; m >>= 1u) {
+      if (m & 1u) result *= base;
+      if (m > 1u) base *= base;
+    }
+    return result;
+  }
+
+  /// Σ (buf·inv)^e over a block into acc, the exponent's kind (and a small integer part) dispatched once, outside
+  /// the loop, so that the loop is straight-line vector code.
+  static void add_powers(const double* buf, const double* roots, std::size_t len, double inverse,
+                         const simd_power& pw, vd* acc) {
+    using kind = simd_power::kind;
+    auto run = [&](auto f) { power_loop(buf, roots, len, inverse, acc, f); };
+    switch (pw.k) {
+      case kind::one: return run([](vd y, vd) { return y; });
+      case kind::two: return run([](vd y, vd) { return y * y; });
+      case kind::half: return run([](vd, vd r) { return r; });
+      case kind::integer:
+      case kind::half_integer: {
+        const bool half = pw.k == kind::half_integer;
+        switch (pw.n * 2 + unsigned(half)) {
+          case 3: return run([](vd y, vd r) { return power_of<1, true>(y, r); });
+          case 5: return run([](vd y, vd r) { return power_of<2, true>(y, r); });
+          case 6: return run([](vd y, vd r) { return power_of<3, false>(y, r); });
+          case 7: return run([](vd y, vd r) { return power_of<3, true>(y, r); });
+          case 8: return run([](vd y, vd r) { return power_of<4, false>(y, r); });
+          case 16: return run([](vd y, vd r) { return power_of<8, false>(y, r); });
+          default: break;
+        }
+        break;
+      }
+      case kind::other: break;
+    }
+    run([&pw](vd y, vd r) { return pw(y, r); });
+  }
+
+  template <class MT>
+  void add(std::span<const T> x, const MT* mask) {
+    const keep_factor<vd> keep_of;
+    const T* data = x.data();
+    const std::size_t n = x.size();
+    constexpr std::size_t step = unroll * lanes;
+    const bool roots = power_p.needs_root() || power_q.needs_root();
+    alignas(64) double buf[block], root_buf[block];
+    std::size_t i = 0;
+    // Per block: |w| (masked, checked, counted) into a buffer with its maximum, the scale raised if that exceeds
+    // it, then the two sums from the buffer in cache.
+    while (i + step <= n && ok) {
+      const std::size_t len = std::min(block, (n - i) / step * step);
+      vd block_max = vd(0);
+      for (std::size_t j = 0; j < len; j += lanes) {
+        const vd a = masked_abs<MT>(data, mask, i + j, keep_of, check, count_acc);
+        block_max = stdx::max(block_max, a);
+        a.copy_to(buf + j, stdx::element_aligned);
+      }
+      const double m = stdx::hmax(block_max);
+      if (m > scale) raise_scale(m);
+      if (!ok) break;
+      if (roots) {
+        const vd inv(inverse);
+        for (std::size_t j = 0; j < len; j += lanes)
+          stdx::sqrt(vd(buf + j, stdx::element_aligned) * inv).copy_to(root_buf + j, stdx::element_aligned);
+      }
+      add_powers(buf, roots ? root_buf : nullptr, len, inverse, power_p, sp);
+      add_powers(buf, roots ? root_buf : nullptr, len, inverse, power_q, sq);
+      i += len;
+    }
+    if constexpr (std::is_void_v<MT>) count += i;
+    for (; i < n && ok; ++i) {
+      if constexpr (!std::is_void_v<MT>) {
+        mask_check += static_cast<double>(mask[i]) - static_cast<double>(mask[i]);
+        if (!survives(mask[i])) continue;
+      }
+      ++count;
+      const double a = std::abs(static_cast<double>(data[i]));
+      if (!std::isfinite(a)) ok = false;
+      if (a > scale) raise_scale(a);
+      tail_p += power_term(a * inverse, p);
+      tail_q += power_term(a * inverse, q);
+    }
+  }
+
+  power_sums<double> result() const {
+    power_sums<double> s;
+    s.max_abs = scale;
+    for (std::size_t u = 0; u < unroll; ++u) {
+      s.sum_p += stdx::reduce(sp[u]);
+      s.sum_q += stdx::reduce(sq[u]);
+    }
+    s.sum_p += tail_p;
+    s.sum_q += tail_q;
+    s.count = count + static_cast<std::size_t>(stdx::reduce(count_acc));
+    return s;
+  }
+
+  /// Whether every counted weight and every mask entry was finite and the scale invertible.
+  bool finite() const { return ok && stdx::reduce(check) == 0.0 && mask_check == 0; }
+};
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
@@ -507,6 +724,16 @@ power_sums<accumulator_t<T>> sums_over(std::span<const counted_view<T, MT>> view
                                        const char* func, argument_name arg = {}) {
   using A = accumulator_t<T>;
   const pq_path path = has_simd_pass<T> ? choose_path(p, q) : pq_path::general;
+#ifdef BIPQ_HAS_EXPERIMENTAL_SIMD
+  if constexpr (has_simd_pass<T>) {
+    if (path == pq_path::general) {
+      streaming_sums<T> stream(p, q);
+      for (const auto& v : views) stream.template add<MT>(v.x, v.mask);
+      if (stream.finite()) return stream.result();
+      // Not finite (or a subnormal maximum): the two passes below report the entry or handle the case.
+    }
+  }
+#endif
   power_sums<A> total;
   const std::size_t first_index = arg.index;
   for (std::size_t j = 0; j < views.size(); ++j) {
