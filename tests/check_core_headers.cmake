@@ -1,9 +1,10 @@
 # cmake -DBIPQ_INCLUDE_DIR=<include> -P check_core_headers.cmake
 # Fails when a header of the core (include/bipq outside adapters/, problems/ and distributed/) includes anything but
-# the standard library, bipq's own core headers, POSIX <unistd.h>, or <zlib.h> (io/idx.hpp, under BIPQ_HAS_ZLIB).
+# the standard library, bipq's own core headers, POSIX (<unistd.h>, <fcntl.h>, <signal.h>, <sys/stat.h>: io/'s atomic
+# files and directories), or <zlib.h> (io/idx.hpp, under BIPQ_HAS_ZLIB).
 cmake_minimum_required(VERSION 3.21)
 file(GLOB_RECURSE _headers RELATIVE ${BIPQ_INCLUDE_DIR} ${BIPQ_INCLUDE_DIR}/bipq/*.hpp)
-set(_allowed_system unistd.h zlib.h experimental/simd)
+set(_allowed_system unistd.h fcntl.h signal.h sys/stat.h zlib.h experimental/simd)
 set(_failures "")
 set(_count 0)
 foreach(_h IN LISTS _headers)
