@@ -30,6 +30,7 @@
 #include "bipq/prune/imp.hpp"
 #include "bipq/prune/omp.hpp"
 #include "bipq/prune/sap.hpp"
+#include "checkpoint_dir.hpp"
 #include "command_line.hpp"
 
 namespace {
@@ -50,6 +51,8 @@ surviving weights, wall time, and time relative to IMP.
   --train-size N    use the first N training images (0 = all)      (default: 0)
   --csv FILE        write one row per method and round to FILE    (default: prune_results.csv)
   --save-masks DIR  write masks and pruned weights as .npy into DIR/<method>/, with an index.json
+  --checkpoint DIR  write a checkpoint per method into DIR (after every epoch, round, 10 solver iterations)
+  --resume          continue every method from its checkpoint in DIR (a finished one is not rerun)
   --data DIR        Fashion-MNIST directory (default: $BIPQ_FASHION_MNIST or /usr/share/datasets/fashion-mnist)
   --help            this text
 )";
@@ -68,9 +71,11 @@ struct options {
   std::string csv = "prune_results.csv";
   std::string save_masks;
   std::string data;
+  std::string checkpoint;
+  bool resume = false;
 };
 
-const examples::command_line cli{"prune_fashion_mnist", usage};
+const examples::command_line cli{"prune_fashion_mnist", usage, {"--resume"}};
 
 options parse(int argc, char** argv) {
   options o;
@@ -126,10 +131,15 @@ options parse(int argc, char** argv) {
       o.save_masks = v;
     } else if (flag == "--data") {
       o.data = v;
+    } else if (flag == "--checkpoint") {
+      o.checkpoint = v;
+    } else if (flag == "--resume") {
+      o.resume = true;
     } else {
       cli.fail("unknown flag " + flag);
     }
   });
+  if (o.resume && o.checkpoint.empty()) cli.fail("--resume needs --checkpoint DIR");
   if (o.sap_scope == bipq::sap_scope::neuron &&
       std::any_of(o.methods.begin(), o.methods.end(), [](const std::string& m) { return m != "sap"; }))
     cli.fail("--scope neuron is available for --method sap only");
@@ -163,19 +173,21 @@ bipq::train_params training_of(const options& o) {
 
 using result_type = bipq::prune_result<float>;
 
-result_type run_method(const std::string& method, const options& o, bipq::eigen::classifier& problem) {
+result_type run_method(const std::string& method, const options& o, bipq::eigen::classifier& problem,
+                       bipq::checkpoint& ck) {
   bipq::progress_bar bar;
   const bipq::mask_spec mask = mask_of(o);
   const bipq::train_params train = training_of(o);
-  if (method == "imp") return bipq::imp(problem, bipq::imp_params{.mask = mask, .train = train}, bar);
-  if (method == "omp") return bipq::omp(problem, bipq::omp_params{.mask = mask, .train = train}, bar);
-  if (method == "gmp") return bipq::gmp(problem, bipq::gmp_params{.mask = mask, .train = train}, bar);
+  if (method == "imp") return bipq::imp(problem, bipq::imp_params{.mask = mask, .train = train}, ck, bar);
+  if (method == "omp") return bipq::omp(problem, bipq::omp_params{.mask = mask, .train = train}, ck, bar);
+  if (method == "gmp") return bipq::gmp(problem, bipq::gmp_params{.mask = mask, .train = train}, ck, bar);
   if (method == "sap")
-    return bipq::sap(problem, bipq::sap_params{.min_density = o.density, .train = train, .scope = o.sap_scope}, bar);
+    return bipq::sap(problem, bipq::sap_params{.min_density = o.density, .train = train, .scope = o.sap_scope}, ck,
+                     bar);
   bipq::bip_params p{.mask = mask, .pretrain = train};  // fine-tuning: the default 3 epochs
   p.finetune->seed = o.seed;
   p.bilevel.seed = o.seed;
-  return bipq::bip(problem, p, bar);
+  return bipq::bip(problem, p, ck, bar);
 }
 
 void save_masks(const std::string& dir, const std::string& method, const bipq::eigen::classifier& problem,
@@ -216,7 +228,8 @@ int main(int argc, char** argv) {
     for (const std::string& method : o.methods) {
       auto model = make_model(o);
       bipq::eigen::classifier problem(model, data.train, data.test, o.threads);
-      result_type r = run_method(method, o, problem);
+      bipq::checkpoint ck = examples::method_checkpoint(o.checkpoint, method, o.resume);
+      result_type r = run_method(method, o, problem, ck);
       records.emplace_back(method, r.history);
       if (!o.save_masks.empty()) save_masks(o.save_masks, method, problem, r);
       std::fprintf(stderr, "%s: density %.4f, test accuracy %.2f%%, %.1f s\n", method.c_str(),

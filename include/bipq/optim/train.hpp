@@ -176,6 +176,7 @@ train_result detail::train_run(P& problem, const train_params& params,
   std::size_t epochs_done = 0;
   double saved_seconds = 0.0;
   settings_text settings;
+  settings("samples", n);
   describe_settings(settings, params);
   const detail::checkpoint_run owner(ck, "train", settings.str(), ps);
   detail::checkpoint_layer layer(ck, "train.", [&](auto& a) {

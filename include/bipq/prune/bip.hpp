@@ -86,7 +86,7 @@ template <class P, class... Callbacks>
 prune_result<problem_scalar_t<P>> bip_run(P& problem, const bip_params& params, checkpoint* ck,
                                           Callbacks&&... callbacks) {
   auto run = start_pruning<P, Callbacks...>("bip", problem, params, effective_selection(params.mask));
-  const auto saved = run.open_checkpoint(ck, params, [](auto&) {});
+  const auto saved = run.open_checkpoint(ck, problem.num_samples(), params, [](auto&) {});
   if (run.finished) return run.finish(false);
 
   // The phases done are those with a record (dense, bilevel, finetune); a resumed run skips them.

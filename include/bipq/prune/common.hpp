@@ -237,11 +237,12 @@ struct pruning_run {
   double saved_seconds = 0.0;  ///< the clock at the last checkpoint (read back on resume)
   bool finished = false;       ///< the run had ended when the checkpoint was written
 
-  /// Opens `ck` for this run with the settings of `params` and the driver's own state `extra` (a generic function
+  /// Opens `ck` for this run with the settings of `params` and the number of training samples and the driver's own state `extra` (a generic function
   /// of state_writer / state_reader), restoring everything if it resumes. Keep the returned object for the run.
   template <class Params, class Extra>
-  driver_checkpoint<T, Extra> open_checkpoint(checkpoint* c, const Params& params, Extra extra) {
+  driver_checkpoint<T, Extra> open_checkpoint(checkpoint* c, std::size_t samples, const Params& params, Extra extra) {
     settings_text d;
+    d("samples", samples);  // another training set is another run
     describe_settings(d, params);
     return driver_checkpoint<T, Extra>(*this, c, d.str(), std::move(extra));
   }

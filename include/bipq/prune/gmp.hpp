@@ -96,7 +96,7 @@ prune_result<problem_scalar_t<P>> gmp_run(P& problem, const gmp_params& params, 
   if (params.initial_sparsity > 1.0 - params.mask.kept_fraction(total) + 1e-12)
     throw std::invalid_argument("gmp(): 'initial_sparsity' must be <= 1 - mask.k / prunable weights");
   gmp_pruner<T> pruner{params, run};
-  const auto saved = run.open_checkpoint(ck, params, [&](auto& a) { a("driver.sparsity", pruner.current_sparsity); });
+  const auto saved = run.open_checkpoint(ck, problem.num_samples(), params, [&](auto& a) { a("driver.sparsity", pruner.current_sparsity); });
   if (run.finished) return run.finish(false);
 
   if (run.history.empty()) run.history.push_back(run.record(0, "dense"));

@@ -69,7 +69,7 @@ prune_result<problem_scalar_t<P>> imp_run(P& problem, const imp_params& params, 
   const std::size_t total = run.model.masks.total();
   check_kept_count(params.mask, total, "imp()");
   parameter_values<T> rewind_point = snapshot(ps);
-  const auto saved = run.open_checkpoint(ck, params, [&](auto& a) { a("driver.rewind_point", rewind_point); });
+  const auto saved = run.open_checkpoint(ck, problem.num_samples(), params, [&](auto& a) { a("driver.rewind_point", rewind_point); });
   if (run.finished) return run.finish(false);
 
   // Round r is done when the history has its record (r = 0: dense); a resumed run skips the rounds done.

@@ -38,7 +38,7 @@ prune_result<problem_scalar_t<P>> omp_run(P& problem, const omp_params& params, 
   const std::size_t total = run.model.masks.total();
   check_kept_count(params.mask, total, "omp()");
   parameter_values<T> init = snapshot(ps);
-  const auto saved = run.open_checkpoint(ck, params, [&](auto& a) { a("driver.init", init); });
+  const auto saved = run.open_checkpoint(ck, problem.num_samples(), params, [&](auto& a) { a("driver.init", init); });
   if (run.finished) return run.finish(false);
 
   bool stopped = false;

@@ -113,7 +113,7 @@ prune_result<problem_scalar_t<P>> sap_run(P& problem, const sap_params& params, 
   auto run = start_pruning<P, Callbacks...>("sap", problem, params, params.prunable);
   masked_model<T>& model = run.model;
   parameter_values<T> init = snapshot(model.params);
-  const auto saved = run.open_checkpoint(ck, params, [&](auto& a) { a("driver.init", init); });
+  const auto saved = run.open_checkpoint(ck, problem.num_samples(), params, [&](auto& a) { a("driver.init", init); });
   if (run.finished) return run.finish(false);
 
   // Round t is done when the history has its record (t = 0: dense); a resumed run skips the rounds done.

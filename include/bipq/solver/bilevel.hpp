@@ -490,6 +490,7 @@ bilevel_result<problem_scalar_t<P>> bilevel_solver::solve(P& problem, checkpoint
   std::size_t step = 0, unchanged = 0;
 
   settings_text settings;
+  settings("samples", num_samples);
   describe_settings(settings, bp);
   const detail::checkpoint_run owner(ck, "bilevel_solver", settings.str(), params);
   detail::checkpoint_layer layer(ck, "solver.", [&](auto& a) {
