@@ -230,6 +230,7 @@ int main(int argc, char** argv) {
       bipq::eigen::classifier problem(model, data.train, data.test, o.threads);
       bipq::checkpoint ck = examples::method_checkpoint(o.checkpoint, method, o.resume);
       result_type r = run_method(method, o, problem, ck);
+      if (ck.resumed()) std::fprintf(stderr, "%s: resumed from %s\n", method.c_str(), ck.file().c_str());
       records.emplace_back(method, r.history);
       if (!o.save_masks.empty()) save_masks(o.save_masks, method, problem, r);
       std::fprintf(stderr, "%s: density %.4f, test accuracy %.2f%%, %.1f s\n", method.c_str(),

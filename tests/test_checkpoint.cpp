@@ -347,3 +347,26 @@ TEST_CASE("the settings text names every field, nested fields with their prefix"
   CHECK(d.str().find("epochs=2\nbatch_size=32\nsgd.learning_rate=0.050000000000000003\n") == 0);
   CHECK(d.str().find("seed=3\n") != std::string::npos);
 }
+
+TEST_CASE("the bi-level solver alone, killed at any step and resumed, ends bit-identical") {
+  auto run = [](cluster_mlp& model, bipq::checkpoint& ck, auto callback) {
+    bipq::bilevel_params p;
+    p.mask.density = 0.2;
+    p.iterations = 30;
+    p.batch_size = 32;
+    p.lower_steps = 2;
+    p.upper_momentum = 0.5;
+    return bipq::bilevel_solver(p).optimize(model, ck, callback);
+  };
+  auto same = [](const bipq::bilevel_result<double>& a, const bipq::bilevel_result<double>& b) {
+    CHECK(a.iterations == b.iterations);
+    CHECK(a.upper_loss == b.upper_loss);
+    CHECK(a.lower_loss == b.lower_loss);
+    CHECK(a.mask_change == b.mask_change);
+    CHECK(a.density == b.density);
+    REQUIRE(a.masks.size() == b.masks.size());
+    for (std::size_t j = 0; j < a.masks.size(); ++j) CHECK(a.masks[j] == b.masks[j]);
+  };
+  // A checkpoint every 3 iterations of 2 lower steps: a resume repeats at most 6 steps.
+  CHECK(check_resume_everywhere("solver", run, same, 6, 16) >= 10);
+}

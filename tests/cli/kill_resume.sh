@@ -31,6 +31,7 @@ while :; do
   rm -rf "$work/ck" "$work/run" "$work/run.csv"
   while :; do  # one chain: start, kill, resume ... until a run ends by itself
     attempts=$((attempts + 1))
+    present=$(find "$work/ck" -name '*.ckpt' 2>/dev/null | wc -l)  # the methods this run must resume
     "$demo" "${args[@]}" --csv "$work/run.csv" --save-masks "$work/run" --checkpoint "$work/ck" --resume \
       >"$work/run.out" 2>"$work/run.err" &
     pid=$!
@@ -57,6 +58,9 @@ while :; do
       pid=
     fi
     [ "$status" -eq 0 ] || fail "a resumed run exited with $status: $(tail -1 "$work/run.err")"
+    resumed=$(grep -c ': resumed from ' "$work/run.err")
+    [ "$resumed" -eq "$present" ] ||
+      fail "the last run resumed $resumed methods, but $present had a checkpoint (chain $chains)"
     break
   done
 

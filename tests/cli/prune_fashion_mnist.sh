@@ -34,6 +34,7 @@ expect_usage_error "invalid value '3x' for --seed" --seed 3x
 expect_usage_error "invalid value 'tensor' for --scope" --scope tensor
 expect_usage_error "--scope neuron is available for --method sap only" --scope neuron --method omp
 expect_usage_error "invalid value 'mlp2' for --model" --model mlp2
+expect_usage_error "--resume needs --checkpoint DIR" --resume
 
 "$demo" --help >"$work/help" 2>&1
 for flag in --method --model --density --epochs --scope --structure --seed --threads --csv --save-masks --data; do
