@@ -140,6 +140,8 @@ options parse(int argc, char** argv) {
     }
   });
   if (o.resume && o.checkpoint.empty()) cli.fail("--resume needs --checkpoint DIR");
+  if (!o.checkpoint.empty() && o.model == "cnn")  // its batch-norm running statistics are not parameters
+    cli.fail("--checkpoint is not available for --model cnn (batch-norm running statistics are not checkpointed)");
   if (o.sap_scope == bipq::sap_scope::neuron &&
       std::any_of(o.methods.begin(), o.methods.end(), [](const std::string& m) { return m != "sap"; }))
     cli.fail("--scope neuron is available for --method sap only");

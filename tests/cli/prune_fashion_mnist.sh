@@ -35,6 +35,7 @@ expect_usage_error "invalid value 'tensor' for --scope" --scope tensor
 expect_usage_error "--scope neuron is available for --method sap only" --scope neuron --method omp
 expect_usage_error "invalid value 'mlp2' for --model" --model mlp2
 expect_usage_error "--resume needs --checkpoint DIR" --resume
+expect_usage_error "--checkpoint is not available for --model cnn" --model cnn --checkpoint x
 
 "$demo" --help >"$work/help" 2>&1
 for flag in --method --model --density --epochs --scope --structure --seed --threads --csv --save-masks --data; do
