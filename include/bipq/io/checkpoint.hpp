@@ -444,6 +444,8 @@ class settings_text {
   static std::string value(const V& v) {
     if constexpr (std::is_same_v<V, bool>) {
       return v ? "true" : "false";
+    } else if constexpr (requires { v.has_value(); *v; }) {  // std::optional
+      return v.has_value() ? value(*v) : std::string("none");
     } else if constexpr (std::is_enum_v<V>) {
       return std::to_string(static_cast<long long>(v));
     } else if constexpr (std::is_floating_point_v<V>) {
