@@ -247,7 +247,8 @@ TEST_CASE("SAP killed at any step and resumed ends bit-identical") {
 }
 
 TEST_CASE("BiP killed at any step (pretraining, solver, fine-tuning) and resumed ends bit-identical") {
-  for (auto parametrization : {bipq::mask_parametrization::scores, bipq::mask_parametrization::relaxed}) {
+  for (auto parametrization : {bipq::mask_parametrization::scores, bipq::mask_parametrization::relaxed,
+                                bipq::mask_parametrization::weights}) {
     auto run = [parametrization](cluster_mlp& model, bipq::checkpoint& ck, auto callback) {
       bipq::bip_params p;
       p.mask.density = 0.2;
@@ -255,6 +256,14 @@ TEST_CASE("BiP killed at any step (pretraining, solver, fine-tuning) and resumed
       p.finetune = bipq::testing::short_training();
       p.bilevel.batch_size = 32;
       p.bilevel.upper_momentum = 0.5;
+      p.bilevel.lower_schedule = bipq::rate_schedule::cosine;
+      if (parametrization == bipq::mask_parametrization::weights) {  // the upper step moves the weights themselves
+        p.bilevel.upper_learning_rate = 1e-3;
+        p.bilevel.ig_mode = bipq::implicit_gradient_mode::none;
+      } else {
+        p.bilevel.upper_weight_decay = 1e-4;
+        p.bilevel.upper_schedule = bipq::rate_schedule::step;
+      }
       p.bilevel.parametrization = parametrization;
       p.bilevel_epochs = 2.0;
       return bipq::bip(model, p, ck, callback);
@@ -369,4 +378,20 @@ TEST_CASE("the bi-level solver alone, killed at any step and resumed, ends bit-i
   };
   // A checkpoint every 3 iterations of 2 lower steps: a resume repeats at most 6 steps.
   CHECK(check_resume_everywhere("solver", run, same, 6, 16) >= 10);
+}
+
+TEST_CASE("BiP's settings text names the solver's fields, optional ones included") {
+  bipq::bip_params p;
+  bipq::settings_text a, b;
+  bipq::describe_settings(a, p);
+  p.bilevel.second_term_coefficient = 1e-4;
+  bipq::describe_settings(b, p);
+  CHECK(a.str().find("bilevel.second_term_coefficient=none\n") != std::string::npos);
+  CHECK(b.str().find("bilevel.second_term_coefficient=0.0001\n") != std::string::npos);
+  CHECK(a.str().find("finetune.sgd.momentum=") != std::string::npos);
+  p.finetune = std::nullopt;
+  bipq::settings_text c;
+  bipq::describe_settings(c, p);
+  CHECK(c.str().find("finetune=false\n") != std::string::npos);
+  CHECK(c.str().find("finetune.sgd") == std::string::npos);
 }
