@@ -2,6 +2,7 @@
 // What the command-line examples share: the loop over `--flag value` pairs with --help, a one-line error with a
 // non-zero exit, strict number parsing and list splitting, and checks of output paths made before any work starts.
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstdlib>
@@ -12,6 +13,7 @@
 #include <sstream>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include <fcntl.h>
@@ -65,11 +67,13 @@ inline std::optional<std::string> directory_problem(const std::filesystem::path&
   return std::nullopt;
 }
 
-/// A program's command line of `--flag value` pairs. `--help` (or `-h`) prints the usage text and exits with status
-/// 0; a flag without a value, and every error reported through fail(), is one line on stderr and exit status 2.
+/// A program's command line of `--flag value` pairs, and of `switches` that take no value (passed to on_flag with an
+/// empty value). `--help` (or `-h`) prints the usage text and exits with status 0; a flag without a value, and every
+/// error reported through fail(), is one line on stderr and exit status 2.
 class command_line {
  public:
-  command_line(const char* program, const char* usage) : program_(program), usage_(usage) {}
+  command_line(const char* program, const char* usage, std::vector<std::string> switches = {})
+      : program_(program), usage_(usage), switches_(std::move(switches)) {}
 
   /// Prints "<program>: <message> (see --help)" to stderr and exits with status 2.
   [[noreturn]] void fail(const std::string& message) const { examples::fail(program_, message); }
@@ -118,6 +122,10 @@ class command_line {
         std::cout << usage_;
         std::exit(0);
       }
+      if (std::find(switches_.begin(), switches_.end(), flag) != switches_.end()) {
+        on_flag(flag, std::string());
+        continue;
+      }
       if (i + 1 >= argc) fail("missing value for " + flag);
       const std::string value = argv[++i];
       on_flag(flag, value);
@@ -127,6 +135,7 @@ class command_line {
  private:
   const char* program_;
   const char* usage_;
+  std::vector<std::string> switches_;
 };
 
 }  // namespace examples

@@ -37,6 +37,7 @@
 #include "bipq/prune/omp.hpp"
 #include "bipq/prune/sap.hpp"
 #include "bipq/callbacks/pq_monitor.hpp"
+#include "checkpoint_dir.hpp"
 #include "command_line.hpp"
 #include "distributed.hpp"
 #include "model_export.hpp"
@@ -78,6 +79,8 @@ Student t interval.
                     DIR/<method>/, replacing that directory atomically (layout: docs/export.md)
   --export DIR      write each method's final model into DIR/<method>/ in deployable form (sparse storage
                     for unstructured masks)
+  --checkpoint DIR  write a checkpoint per method into DIR (after every epoch, round, 10 solver iterations)
+  --resume          continue every method from its checkpoint in DIR (a finished one is not rerun)
   --data DIR        Fashion-MNIST directory (default: $BIPQ_FASHION_MNIST or /usr/share/datasets/fashion-mnist)
   --distributed M   auto | on | off: data-parallel over MPI ranks (mpirun -np N; auto: when launched by mpirun)
   --help            this text
@@ -107,9 +110,11 @@ struct options {
   std::string export_dir;
   std::string data;
   examples::distributed_mode distributed = examples::distributed_mode::automatic;
+  std::string checkpoint;
+  bool resume = false;
 };
 
-const examples::command_line cli{"prune_fashion_mnist", usage};
+const examples::command_line cli{"prune_fashion_mnist", usage, {"--resume"}};
 
 options parse(int argc, char** argv) {
   options o;
@@ -197,10 +202,17 @@ options parse(int argc, char** argv) {
       o.data = v;
     } else if (flag == "--distributed") {
       if (!examples::parse_distributed_mode(v, o.distributed)) cli.fail("invalid value '" + v + "' for --distributed");
+    } else if (flag == "--checkpoint") {
+      o.checkpoint = v;
+    } else if (flag == "--resume") {
+      o.resume = true;
     } else {
       cli.fail("unknown flag " + flag);
     }
   });
+  if (o.resume && o.checkpoint.empty()) cli.fail("--resume needs --checkpoint DIR");
+  if (!o.checkpoint.empty() && o.model == "cnn")  // its batch-norm running statistics are not parameters
+    cli.fail("--checkpoint is not available for --model cnn (batch-norm running statistics are not checkpointed)");
   if (o.sap_scope == bipq::sap_scope::neuron &&
       std::any_of(o.methods.begin(), o.methods.end(), [](const std::string& m) { return m != "sap"; }))
     cli.fail("--scope neuron is available for --method sap only");
@@ -209,6 +221,7 @@ options parse(int argc, char** argv) {
   if (!o.save_masks.empty()) cli.check_output_directory("--save-masks", o.save_masks);
   if (!o.summary.empty()) cli.check_output_file("--summary", o.summary);
   if (!o.export_dir.empty()) cli.check_output_directory("--export", o.export_dir);
+  if (!o.checkpoint.empty()) cli.check_output_directory("--checkpoint", o.checkpoint);
   if (o.structure == bipq::mask_structure::filter && std::count(o.methods.begin(), o.methods.end(), "sap") > 0) {
     if (o.methods.size() == 1) cli.fail("--structure filter is not available for --method sap");
     o.methods.erase(std::find(o.methods.begin(), o.methods.end(), "sap"));  // SAP is unstructured
@@ -280,19 +293,20 @@ bipq::bip_params bip_of(const options& o, std::uint64_t seed) {
 using result_type = bipq::prune_result<float>;
 
 template <class Problem, class Wrap>
-result_type run_method(const std::string& method, const options& o, std::uint64_t seed, Problem& problem, Wrap wrap) {
+result_type run_method(const std::string& method, const options& o, std::uint64_t seed, Problem& problem,
+                       bipq::checkpoint& ck, Wrap wrap) {
   auto bar = wrap(bipq::progress_bar{});
   const bipq::mask_spec mask = mask_of(o);
   const bipq::train_params train = training_of(o, seed);
-  if (method == "imp") return bipq::imp(problem, bipq::imp_params{.mask = mask, .train = train}, bar);
-  if (method == "omp") return bipq::omp(problem, bipq::omp_params{.mask = mask, .train = train}, bar);
-  if (method == "gmp") return bipq::gmp(problem, bipq::gmp_params{.mask = mask, .train = train}, bar);
+  if (method == "imp") return bipq::imp(problem, bipq::imp_params{.mask = mask, .train = train}, ck, bar);
+  if (method == "omp") return bipq::omp(problem, bipq::omp_params{.mask = mask, .train = train}, ck, bar);
+  if (method == "gmp") return bipq::gmp(problem, bipq::gmp_params{.mask = mask, .train = train}, ck, bar);
   if (method == "sap")
     return bipq::sap(problem,
                      bipq::sap_params{.min_density = o.density, .train = train, .rounds = o.sap_rounds,
                                       .scope = o.sap_scope},
-                     bar);
-  return bipq::bip(problem, bip_of(o, seed), bar);
+                     ck, bar);
+  return bipq::bip(problem, bip_of(o, seed), ck, bar);
 }
 
 /// The PQ Index of the surviving weights once per pruning round (IMP, SAP), and the turning points of the PQI
@@ -359,6 +373,8 @@ int main(int argc, char** argv) {
                 data.train.size(), validation.size(), data.test.size(), o.model.c_str(), o.density, o.epochs,
                 seeds.c_str(), o.threads);
     if (dist.active()) std::printf("data-parallel over %d MPI ranks\n", dist.ranks());
+    if (dist.active() && !o.checkpoint.empty())  // every rank would write the same files
+      throw std::invalid_argument("--checkpoint is not available in a data-parallel run");
     std::fflush(stdout);
 
     std::vector<std::pair<std::uint64_t, std::pair<std::string, std::vector<bipq::prune_record>>>> records;
@@ -371,7 +387,12 @@ int main(int argc, char** argv) {
       for (const std::string& method : o.methods) {
         auto& model = models.emplace_back(make_model(o, seed));
         auto& problem = problems.emplace_back(model, data.train, data.test, o.threads);
-        result_type r = dist.run(problem, [&](auto& p, auto wrap) { return run_method(method, o, seed, p, wrap); });
+        const std::string ck_dir =
+            o.checkpoint.empty() || o.seeds.size() == 1 ? o.checkpoint : o.checkpoint + "/seed-" + std::to_string(seed);
+        bipq::checkpoint ck = examples::method_checkpoint(ck_dir, method, o.resume);
+        result_type r =
+            dist.run(problem, [&](auto& p, auto wrap) { return run_method(method, o, seed, p, ck, wrap); });
+        if (ck.resumed()) std::fprintf(stderr, "%s: resumed from %s\n", method.c_str(), ck.file().c_str());
         records.push_back({seed, {method, r.history}});
         const auto& f = r.final_record();
         examples::seed_run row{seed, method, f.density, f.test_accuracy,

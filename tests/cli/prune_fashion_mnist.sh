@@ -44,6 +44,8 @@ expect_usage_error "invalid value 'paper' for --bip-preset" --bip-preset paper
 expect_usage_error "--bip-upper-rate must be > 0" --bip-upper-rate 0
 expect_usage_error "--sap-rounds must be >= 1" --sap-rounds 0
 expect_usage_error "--validation 60000 leaves no training images" --validation 60000
+expect_usage_error "--resume needs --checkpoint DIR" --resume
+expect_usage_error "--checkpoint is not available for --model cnn" --model cnn --checkpoint x
 expect_usage_error "invalid value '' for --method" --method ,omp
 expect_usage_error "invalid value '' for --method" --method omp,
 expect_usage_error "invalid value '' for --method" --method omp,,bip
@@ -87,7 +89,7 @@ chmod 755 "$work/ro"
 "$demo" --help >"$work/help" 2>&1
 for flag in --method --model --density --epochs --scope --structure --seed --seeds --validation --threads --csv \
             --save-masks --export --data --sap-rounds --bip-preset --bip-ig --bip-param --bip-schedules --bip-upper-rate \
-            --bip-epochs --bip-finetune --summary; do
+            --bip-epochs --bip-finetune --summary --checkpoint --resume; do
   grep -qF -- "$flag" "$work/help" || { echo "FAIL: --help does not mention $flag"; failures=$((failures + 1)); }
 done
 

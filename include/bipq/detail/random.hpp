@@ -2,6 +2,7 @@
 // Portable, seeded randomness: the same seed gives the same numbers with every compiler and standard library
 // (std::shuffle and std::normal_distribution are implementation-defined, so bipq does not use them).
 
+#include <array>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -36,6 +37,11 @@ class rng {
     state_[2] ^= t;
     state_[3] = rotl(state_[3], 45);
     return result;
+  }
+  /// The generator's state, to resume its sequence exactly (checkpoints).
+  std::array<std::uint64_t, 4> state() const noexcept { return {state_[0], state_[1], state_[2], state_[3]}; }
+  void set_state(const std::array<std::uint64_t, 4>& s) noexcept {
+    for (std::size_t i = 0; i < 4; ++i) state_[i] = s[i];
   }
   /// Uniform in [0, 1) with 53 random bits.
   double uniform() noexcept { return static_cast<double>((*this)() >> 11) * 0x1.0p-53; }

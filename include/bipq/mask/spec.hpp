@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "bipq/concepts.hpp"
+#include "bipq/detail/field_count.hpp"
 
 namespace bipq {
 
@@ -69,5 +70,25 @@ struct mask_spec {
     if (prunable.kinds.empty()) fail("'mask.prunable.kinds' must not be empty");
   }
 };
+
+/// Every field of a mask as "name=value" lines, through `d` (a settings_text, io/checkpoint.hpp): what a checkpoint
+/// compares before resuming.
+template <class D>
+void describe_settings(D& d, const prunable_selection& s) {
+  static_assert(detail::field_count<prunable_selection>() == 2, "describe every field of prunable_selection");
+  d("kinds", s.kinds);
+  d("exclude_names", s.exclude_names);
+}
+template <class D>
+void describe_settings(D& d, const mask_spec& m) {
+  static_assert(detail::field_count<mask_spec>() == 7, "describe every field of mask_spec");
+  d("density", m.density);
+  d("k", m.k);
+  d("scope", m.scope);
+  d("structure", m.structure);
+  d("n", m.n);
+  d("m", m.m);
+  d.nested("prunable", [&] { describe_settings(d, m.prunable); });
+}
 
 }  // namespace bipq

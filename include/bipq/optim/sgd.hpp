@@ -85,6 +85,9 @@ class sgd {
     for (std::size_t j = 0; j < v.size(); ++j) v[j] *= mask[j];
   }
 
+  /// The velocity buffers, one per tensor, of fixed sizes (checkpoints save and restore them).
+  std::vector<std::span<T>> velocity() { return {velocity_.begin(), velocity_.end()}; }
+
   /// Forgets all momentum.
   void reset() {
     for (auto& v : velocity_) std::fill(v.begin(), v.end(), T(0));

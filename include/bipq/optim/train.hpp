@@ -18,11 +18,13 @@
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "bipq/callbacks/callback.hpp"
 #include "bipq/concepts.hpp"
 #include "bipq/detail/random.hpp"
+#include "bipq/io/checkpoint.hpp"
 #include "bipq/optim/sgd.hpp"
 #include "bipq/termination.hpp"
 
@@ -44,6 +46,24 @@ struct train_params {
     sgd.validate();
   }
 };
+
+/// Every field of `p` as "name=value" lines (what a checkpoint compares before resuming).
+inline void describe_settings(settings_text& d, const sgd_params& p) {
+  static_assert(detail::field_count<sgd_params>() == 4, "describe every field of sgd_params");
+  d("learning_rate", p.learning_rate);
+  d("momentum", p.momentum);
+  d("nesterov", p.nesterov);
+  d("weight_decay", p.weight_decay);
+}
+inline void describe_settings(settings_text& d, const train_params& p) {
+  static_assert(detail::field_count<train_params>() == 6, "describe every field of train_params");
+  d("epochs", p.epochs);
+  d("batch_size", p.batch_size);
+  d.nested("sgd", [&] { describe_settings(d, p.sgd); });
+  d("cosine", p.cosine);
+  d("decay_all", p.decay_all);
+  d("seed", p.seed);
+}
 
 /// What train() returns.
 struct train_result {
@@ -75,15 +95,48 @@ template <class P, class... Callbacks>
 train_result train(P& problem, const train_params& params,
                    std::span<const std::span<const problem_scalar_t<P>>> masks, Callbacks&&... callbacks);
 
+/// The same, writing `ck` after every epoch, and continuing from it if it holds a run of the same settings and
+/// model (train() alone: method "train"; inside a driver: the driver's run). The result and the parameter values are
+/// bit-identical to those of a run never interrupted. Throws io::checkpoint_error if the checkpoint belongs to
+/// another run or cannot be read.
+template <class P, class... Callbacks>
+train_result train(P& problem, const train_params& params,
+                   std::span<const std::span<const problem_scalar_t<P>>> masks, checkpoint& ck,
+                   Callbacks&&... callbacks);
+
+namespace detail {
+template <class P, class... Callbacks>
+train_result train_run(P& problem, const train_params& params,
+                       std::span<const std::span<const problem_scalar_t<P>>> masks, checkpoint* ck,
+                       Callbacks&&... callbacks);
+}  // namespace detail
+
 template <class P, class... Callbacks>
 train_result train(P& problem, const train_params& params,
                    std::span<const std::span<const problem_scalar_t<P>>> masks, Callbacks&&... callbacks) {
+  return detail::train_run(problem, params, masks, nullptr, callbacks...);
+}
+
+template <class P, class... Callbacks>
+train_result train(P& problem, const train_params& params,
+                   std::span<const std::span<const problem_scalar_t<P>>> masks, checkpoint& ck,
+                   Callbacks&&... callbacks) {
+  return detail::train_run(problem, params, masks, &ck, callbacks...);
+}
+
+template <class P, class... Callbacks>
+train_result detail::train_run(P& problem, const train_params& params,
+                               std::span<const std::span<const problem_scalar_t<P>>> masks, checkpoint* ck,
+                               Callbacks&&... callbacks) {
   static_assert(check_bilevel_problem<P>());
   using T = problem_scalar_t<P>;
   params.validate();
   check_callbacks<T, Callbacks...>();
   const auto start = std::chrono::steady_clock::now();
-  auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
+  double earlier_seconds = 0.0;  // wall time before a resume
+  auto elapsed = [&] {
+    return earlier_seconds + std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
 
   const std::span<const parameter<T>> ps = problem.parameters();
   const std::size_t n = problem.num_samples();
@@ -118,15 +171,32 @@ train_result train(P& problem, const train_params& params,
 
   const std::size_t steps_per_epoch = (n + params.batch_size - 1) / params.batch_size;
   const std::size_t total_steps = steps_per_epoch * params.epochs;
+  train_result result;
+  detail::rng gen(params.seed);
+  std::size_t epochs_done = 0;
+  double saved_seconds = 0.0;
+  settings_text settings;
+  settings("samples", n);
+  describe_settings(settings, params);
+  const detail::checkpoint_run owner(ck, "train", settings.str(), ps);
+  detail::checkpoint_layer layer(ck, "train.", [&](auto& a) {
+    a("train.epochs_done", epochs_done);
+    a("train.steps", result.steps);
+    a("train.epoch_loss", result.epoch_loss);
+    a("train.rng", gen);
+    a("train.velocity", opt.velocity());
+    if constexpr (!std::remove_cvref_t<decltype(a)>::reading) saved_seconds = elapsed();
+    a("train.seconds", saved_seconds);
+  });
+  if (layer.restore()) earlier_seconds = saved_seconds;
+
   const run_info run{"train", params.epochs, steps_per_epoch};
   notify_begin(run, callbacks...);
 
-  train_result result;
-  detail::rng gen(params.seed);
   std::vector<std::size_t> order(n);
   std::vector<T> masked_grad;
   bool stop = false;
-  for (std::size_t epoch = 0; epoch < params.epochs && !stop; ++epoch) {
+  for (std::size_t epoch = epochs_done; epoch < params.epochs && !stop; ++epoch) {
     for (std::size_t i = 0; i < n; ++i) order[i] = i;
     detail::shuffle(std::span<std::size_t>(order), gen);
     double loss_sum = 0.0;
@@ -178,6 +248,8 @@ train_result train(P& problem, const train_params& params,
       info.density = total > 0.0 ? kept / total : 1.0;
     }
     stop = notify_epoch(info, callbacks...) || stop;
+    epochs_done = epoch + 1;
+    if (!stop) layer.save();  // a stopped epoch is partial: the checkpoint keeps the last whole one
   }
   result.reason = stop ? termination::callback_stop : termination::completed;
   result.seconds = elapsed();

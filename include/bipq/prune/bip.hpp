@@ -93,33 +93,71 @@ struct bip_params {
   }
 };
 
+/// Every field of `p` (what a checkpoint compares before resuming).
+inline void describe_settings(settings_text& d, const bip_params& p) {
+  static_assert(detail::field_count<bip_params>() == 5, "describe every field of bip_params");
+  d.nested("mask", [&] { describe_settings(d, p.mask); });
+  d("pretrain", p.pretrain.has_value());
+  if (p.pretrain) d.nested("pretrain", [&] { describe_settings(d, *p.pretrain); });
+  d.nested("bilevel", [&] { describe_settings(d, p.bilevel); });
+  d("bilevel_epochs", p.bilevel_epochs);
+  d("finetune", p.finetune.has_value());
+  if (p.finetune) d.nested("finetune", [&] { describe_settings(d, *p.finetune); });
+}
+
+namespace detail {
+template <class P, class... Callbacks>
+prune_result<problem_scalar_t<P>> bip_run(P& problem, const bip_params& params, checkpoint* ck,
+                                          Callbacks&&... callbacks) {
+  auto run = start_pruning<P, Callbacks...>("bip", problem, params, effective_selection(params.mask));
+  const auto saved = run.open_checkpoint(ck, problem.num_samples(), params, [](auto&) {});
+  if (run.finished) return run.finish(false);
+
+  // The phases done are those with a record (dense, bilevel, finetune); a resumed run skips them.
+  bool stopped = false;
+  if (run.history.empty()) {
+    if (params.pretrain) {
+      stopped = run.train_round(problem, *params.pretrain, run.record(0, "dense"), callbacks...);
+    } else {
+      prune_record dense = run.record(0, "dense");
+      run.evaluate(problem, dense);
+      run.history.push_back(std::move(dense));
+      run.save();
+    }
+  }
+  if (stopped) return run.finish(true);
+
+  if (run.history.size() == 1) {
+    bilevel_solver solver(params.solver_params(problem.num_samples()));
+    auto solved = run.ck ? solver.optimize(problem, *run.ck, callbacks...) : solver.optimize(problem, callbacks...);
+    run.model.masks = std::move(solved.masks);
+    run.model.apply();
+    stopped = solved.reason == termination::callback_stop;
+    prune_record after = run.record(1, "bilevel");
+    if (!solved.lower_loss.empty()) after.train_loss = solved.lower_loss.back();
+    run.evaluate(problem, after);
+    run.history.push_back(std::move(after));
+    if (!stopped) run.save();
+  }
+
+  if (!stopped && params.finetune && run.history.size() == 2)
+    stopped = run.train_round(problem, *params.finetune, run.record(2, "finetune"), callbacks...);
+  return run.finish(stopped);
+}
+}  // namespace detail
+
 /// Runs BiP on `problem` from its current parameter values: records "dense" (after pretraining), "bilevel" (the
 /// solver's mask and weights) and "finetune" (if any).
 template <class P, class... Callbacks>
 prune_result<problem_scalar_t<P>> bip(P& problem, const bip_params& params, Callbacks&&... callbacks) {
-  auto run = detail::start_pruning<P, Callbacks...>("bip", problem, params, detail::effective_selection(params.mask));
-  bool stopped = false;
-  if (params.pretrain) {
-    stopped = run.train_round(problem, *params.pretrain, run.record(0, "dense"), callbacks...);
-  } else {
-    prune_record dense = run.record(0, "dense");
-    run.evaluate(problem, dense);
-    run.history.push_back(std::move(dense));
-  }
-  if (stopped) return run.finish(true);
+  return detail::bip_run(problem, params, nullptr, callbacks...);
+}
 
-  auto solved = bilevel_solver(params.solver_params(problem.num_samples())).optimize(problem, callbacks...);
-  run.model.masks = std::move(solved.masks);
-  run.model.apply();
-  stopped = solved.reason == termination::callback_stop;
-  prune_record after = run.record(1, "bilevel");
-  if (!solved.lower_loss.empty()) after.train_loss = solved.lower_loss.back();
-  run.evaluate(problem, after);
-  run.history.push_back(std::move(after));
-
-  if (!stopped && params.finetune)
-    stopped = run.train_round(problem, *params.finetune, run.record(2, "finetune"), callbacks...);
-  return run.finish(stopped);
+/// The same, writing `ck` after every epoch of pretraining and fine-tuning, every ck.solver_every() solver
+/// iterations and after every phase, and continuing from it (see imp()).
+template <class P, class... Callbacks>
+prune_result<problem_scalar_t<P>> bip(P& problem, const bip_params& params, checkpoint& ck, Callbacks&&... callbacks) {
+  return detail::bip_run(problem, params, &ck, callbacks...);
 }
 
 }  // namespace bipq

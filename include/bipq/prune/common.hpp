@@ -12,11 +12,13 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "bipq/callbacks/callback.hpp"
 #include "bipq/concepts.hpp"
+#include "bipq/io/checkpoint.hpp"
 #include "bipq/mask/apply.hpp"
 #include "bipq/mask/count.hpp"
 #include "bipq/mask/group.hpp"
@@ -172,15 +174,56 @@ struct masked_model {
   }
 };
 
-/// Wall-clock seconds since construction.
+/// Wall-clock seconds since construction (plus those of the run before a resume).
 class stopwatch {
  public:
   double seconds() const {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    return earlier_ + std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  }
+  /// Continues from `seconds` (a resumed run).
+  void resume_at(double seconds) {
+    earlier_ = seconds;
+    start_ = std::chrono::steady_clock::now();
   }
 
  private:
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  double earlier_ = 0.0;
+};
+
+template <class T>
+struct pruning_run;
+
+/// The state a driver's checkpoint holds: the records, masks, clock and whether it finished, and the driver's own
+/// fields (`extra`, a generic function of state_writer or state_reader).
+template <class T, class Extra>
+auto driver_state(pruning_run<T>& run, Extra extra) {
+  return [&run, extra = std::move(extra)](auto& a) {
+    if constexpr (!std::remove_cvref_t<decltype(a)>::reading) run.saved_seconds = run.clock.seconds();
+    a("driver.seconds", run.saved_seconds);
+    a("driver.history", run.history);
+    a("driver.masks", run.model.masks.spans());
+    a("driver.finished", run.finished);
+    extra(a);
+  };
+}
+
+/// A driver's checkpoint for the duration of its run: opens it (method, settings, model; the parameter values are
+/// restored then), registers the driver's state and restores it on resume.
+template <class T, class Extra>
+class driver_checkpoint {
+ public:
+  driver_checkpoint(pruning_run<T>& run, checkpoint* ck, const std::string& settings, Extra extra)
+      : owner_(ck, run.method, settings, run.model.params),
+        layer_(owner_.owner() ? ck : nullptr, "driver.", driver_state(run, std::move(extra))) {
+    if (!layer_.active()) return;
+    run.ck = ck;
+    if (layer_.restore()) run.clock.resume_at(run.saved_seconds);
+  }
+
+ private:
+  checkpoint_run owner_;
+  checkpoint_layer<decltype(driver_state(std::declval<pruning_run<T>&>(), std::declval<Extra>()))> layer_;
 };
 
 /// One driver run: its clock, the model with its masks, and the records so far.
@@ -190,6 +233,27 @@ struct pruning_run {
   stopwatch clock{};
   masked_model<T> model;
   std::vector<prune_record> history{};
+  checkpoint* ck = nullptr;    ///< the open checkpoint of the run, if any
+  double saved_seconds = 0.0;  ///< the clock at the last checkpoint (read back on resume)
+  bool finished = false;       ///< the run had ended when the checkpoint was written
+
+  /// Opens `ck` for this run with the settings of `params` and the number of training samples and the driver's own state `extra` (a generic function
+  /// of state_writer / state_reader), restoring everything if it resumes. Keep the returned object for the run.
+  template <class Params, class Extra>
+  driver_checkpoint<T, Extra> open_checkpoint(checkpoint* c, std::size_t samples, const Params& params, Extra extra) {
+    settings_text d;
+    d("samples", samples);  // another training set is another run
+    describe_settings(d, params);
+    return driver_checkpoint<T, Extra>(*this, c, d.str(), std::move(extra));
+  }
+  /// Writes the checkpoint, if any.
+  void save() {
+    if (ck) ck->save();
+  }
+  /// True if the run resumes inside a training run (its trainer state is still to be restored).
+  bool resuming_training() const { return ck && ck->pending("train."); }
+  /// True if the run resumes inside the bi-level solver.
+  bool resuming_solver() const { return ck && ck->pending("solver."); }
 
   prune_record record(std::size_t round, std::string phase) const { return model.record(round, std::move(phase)); }
 
@@ -209,22 +273,29 @@ struct pruning_run {
   template <bilevel_problem P, class... Callbacks>
   bool train_round(P& problem, const train_params& params, prune_record r, Callbacks&... callbacks) {
     const std::vector<std::span<const T>> masks = model.train_masks();
-    const auto trained = train(problem, params, std::span<const std::span<const T>>(masks), callbacks...);
+    const auto trained = train_run(problem, params, std::span<const std::span<const T>>(masks), ck, callbacks...);
     if (!trained.epoch_loss.empty()) r.train_loss = trained.epoch_loss.back();
     r.pq_index = model.record(r.round, r.phase).pq_index;  // weights changed during training
     evaluate(problem, r);
     history.push_back(std::move(r));
-    return trained.reason == termination::callback_stop;
+    const bool stopped = trained.reason == termination::callback_stop;
+    if (!stopped) save();  // a stopped round is partial: the checkpoint keeps the last whole epoch
+    return stopped;
   }
 
-  /// The result, taking the masks and the records.
+  /// The result, taking the masks and the records. A run that resumed a finished checkpoint keeps its time.
   prune_result<T> finish(bool stopped) {
     prune_result<T> result;
     result.method = method;
     result.reason = stopped ? termination::callback_stop : termination::completed;
+    if (!finished && !stopped) {
+      finished = true;
+      saved_seconds = clock.seconds();
+      save();
+    }
+    result.seconds = finished && !stopped ? saved_seconds : clock.seconds();
     result.history = std::move(history);
     result.masks = std::move(model.masks);
-    result.seconds = clock.seconds();
     return result;
   }
 };
@@ -240,7 +311,7 @@ pruning_run<problem_scalar_t<P>> start_pruning(std::string method, P& problem, c
   check_callbacks<T, Callbacks...>();
   const std::span<const parameter<T>> ps = problem.parameters();
   mask_set<T> masks(ps, selection, method + "()");
-  return pruning_run<T>{std::move(method), stopwatch{}, masked_model<T>{ps, std::move(masks)}, {}};
+  return pruning_run<T>{std::move(method), stopwatch{}, masked_model<T>{ps, std::move(masks)}};
 }
 
 }  // namespace detail

@@ -74,21 +74,50 @@ struct gmp_pruner {
 };
 }  // namespace detail
 
+/// Every field of `p` (what a checkpoint compares before resuming).
+inline void describe_settings(settings_text& d, const gmp_params& p) {
+  static_assert(detail::field_count<gmp_params>() == 6, "describe every field of gmp_params");
+  d.nested("mask", [&] { describe_settings(d, p.mask); });
+  d.nested("train", [&] { describe_settings(d, p.train); });
+  d("initial_sparsity", p.initial_sparsity);
+  d("begin_fraction", p.begin_fraction);
+  d("end_fraction", p.end_fraction);
+  d("frequency", p.frequency);
+}
+
+namespace detail {
+template <class P, class... Callbacks>
+prune_result<problem_scalar_t<P>> gmp_run(P& problem, const gmp_params& params, checkpoint* ck,
+                                          Callbacks&&... callbacks) {
+  using T = problem_scalar_t<P>;
+  auto run = start_pruning<P, Callbacks...>("gmp", problem, params, effective_selection(params.mask));
+  const std::size_t total = run.model.masks.total();
+  check_kept_count(params.mask, total, "gmp()");
+  if (params.initial_sparsity > 1.0 - params.mask.kept_fraction(total) + 1e-12)
+    throw std::invalid_argument("gmp(): 'initial_sparsity' must be <= 1 - mask.k / prunable weights");
+  gmp_pruner<T> pruner{params, run};
+  const auto saved = run.open_checkpoint(ck, problem.num_samples(), params, [&](auto& a) { a("driver.sparsity", pruner.current_sparsity); });
+  if (run.finished) return run.finish(false);
+
+  if (run.history.empty()) run.history.push_back(run.record(0, "dense"));
+  // The masks change during the run: train() reads them at every step and keeps masked weights at zero.
+  const std::vector<std::span<const T>> masks = run.model.train_masks();
+  const auto trained =
+      train_run(problem, params.train, std::span<const std::span<const T>>(masks), run.ck, pruner, callbacks...);
+  return run.finish(trained.reason == termination::callback_stop);
+}
+}  // namespace detail
+
 /// Runs GMP on `problem` from its current parameter values: one record before training, one per epoch.
 template <class P, class... Callbacks>
 prune_result<problem_scalar_t<P>> gmp(P& problem, const gmp_params& params, Callbacks&&... callbacks) {
-  using T = problem_scalar_t<P>;
-  auto run = detail::start_pruning<P, Callbacks...>("gmp", problem, params, detail::effective_selection(params.mask));
-  const std::size_t total = run.model.masks.total();
-  detail::check_kept_count(params.mask, total, "gmp()");
-  if (params.initial_sparsity > 1.0 - params.mask.kept_fraction(total) + 1e-12)
-    throw std::invalid_argument("gmp(): 'initial_sparsity' must be <= 1 - mask.k / prunable weights");
-  run.history.push_back(run.record(0, "dense"));
-  detail::gmp_pruner<T> pruner{params, run};
-  // The masks change during the run: train() reads them at every step and keeps masked weights at zero.
-  const std::vector<std::span<const T>> masks = run.model.train_masks();
-  const auto trained = train(problem, params.train, std::span<const std::span<const T>>(masks), pruner, callbacks...);
-  return run.finish(trained.reason == termination::callback_stop);
+  return detail::gmp_run(problem, params, nullptr, callbacks...);
+}
+
+/// The same, writing `ck` after every epoch and continuing from it (see imp()).
+template <class P, class... Callbacks>
+prune_result<problem_scalar_t<P>> gmp(P& problem, const gmp_params& params, checkpoint& ck, Callbacks&&... callbacks) {
+  return detail::gmp_run(problem, params, &ck, callbacks...);
 }
 
 }  // namespace bipq

@@ -27,6 +27,7 @@
 #include "bipq/callbacks/callback.hpp"
 #include "bipq/concepts.hpp"
 #include "bipq/detail/random.hpp"
+#include "bipq/io/checkpoint.hpp"
 #include "bipq/mask/capped_simplex.hpp"
 #include "bipq/mask/count.hpp"
 #include "bipq/mask/group.hpp"
@@ -34,6 +35,7 @@
 #include "bipq/mask/mask_set.hpp"
 #include "bipq/mask/top_k.hpp"
 #include "bipq/optim/sgd.hpp"
+#include "bipq/solver/describe.hpp"
 #include "bipq/solver/implicit_gradient.hpp"
 #include "bipq/solver/params.hpp"
 #include "bipq/solver/result.hpp"
@@ -57,9 +59,22 @@ class bilevel_solver {
   /// structure does not fit a tensor's shape, if the problem has no samples, if a value is NaN/Inf, or if
   /// `ig_mode` is exact and the problem has no `hessian_vector_product`.
   template <class P, class... Callbacks>
-  bilevel_result<problem_scalar_t<P>> optimize(P& problem, Callbacks&&... callbacks);
+  bilevel_result<problem_scalar_t<P>> optimize(P& problem, Callbacks&&... callbacks) {
+    return solve(problem, nullptr, callbacks...);
+  }
+
+  /// The same, writing `ck` every ck.solver_every() upper iterations and continuing from it if it holds this run
+  /// (alone: method "bilevel_solver"; inside the BiP driver: the driver's run), bit-identical to a run never
+  /// interrupted. Throws io::checkpoint_error if the checkpoint belongs to another run or cannot be read.
+  template <class P, class... Callbacks>
+  bilevel_result<problem_scalar_t<P>> optimize(P& problem, checkpoint& ck, Callbacks&&... callbacks) {
+    return solve(problem, &ck, callbacks...);
+  }
 
  private:
+  template <class P, class... Callbacks>
+  bilevel_result<problem_scalar_t<P>> solve(P& problem, checkpoint* ck, Callbacks&&... callbacks);
+
   bilevel_params params_;
 };
 
@@ -88,6 +103,13 @@ class batch_sampler {
     std::span<const std::size_t> b(order_.data() + position_, batch_);
     position_ += batch_;
     return b;
+  }
+  /// Saves or restores (checkpoints) the generator, the current permutation and the position in it.
+  template <class A>
+  void checkpoint_state(A& a) {
+    a("solver.sampler.rng", rng_);
+    a("solver.sampler.order", order_);
+    a("solver.sampler.position", position_);
   }
 
  private:
@@ -186,6 +208,15 @@ class bilevel_variables {
     hard_mask_from(variable, hard_);
     if (!relaxed)
       for (std::size_t j = 0; j < count(); ++j) std::copy(hard_[j].begin(), hard_[j].end(), masks_[j].begin());
+  }
+
+  /// Saves or restores (checkpoints) θ, the scores, the upper variable and the hard mask.
+  template <class A>
+  void checkpoint_state(A& a) {
+    a("solver.theta", theta_);
+    a("solver.scores", scores_);
+    a("solver.masks", masks_);
+    a("solver.hard", hard_.spans());
   }
 
   /// Σm / n of the upper variable.
@@ -372,6 +403,14 @@ class bilevel_run {
   /// The upper step at rate β_t and the new hard mask.
   void upper_step(double rate) { state_.upper_step(upper_, ig_, rate); }
 
+  /// Saves or restores (checkpoints) the variables and both levels' momentum.
+  template <class A>
+  void checkpoint_state(A& a) {
+    state_.checkpoint_state(a);
+    a("solver.lower_velocity", lower_.velocity());
+    a("solver.upper_velocity", upper_.velocity());
+  }
+
  private:
   std::vector<std::size_t> sizes_of_all() const {
     std::vector<std::size_t> sizes;
@@ -440,7 +479,7 @@ class bilevel_run {
 }  // namespace detail
 
 template <class P, class... Callbacks>
-bilevel_result<problem_scalar_t<P>> bilevel_solver::optimize(P& problem, Callbacks&&... callbacks) {
+bilevel_result<problem_scalar_t<P>> bilevel_solver::solve(P& problem, checkpoint* ck, Callbacks&&... callbacks) {
   static_assert(check_bilevel_problem<P>());
   using T = problem_scalar_t<P>;
   check_callbacks<T, Callbacks...>();
@@ -463,12 +502,33 @@ bilevel_result<problem_scalar_t<P>> bilevel_solver::optimize(P& problem, Callbac
   for (std::size_t j = 0; j < state.count(); ++j) weight_spans.push_back(params[state.index(j)].value);
 
   bilevel_result<T> result;
+  mask_set<T> previous_hard = state.hard();
+  std::size_t step = 0, unchanged = 0;
+
+  settings_text settings;
+  settings("samples", num_samples);
+  describe_settings(settings, bp);
+  const detail::checkpoint_run owner(ck, "bilevel_solver", settings.str(), params);
+  detail::checkpoint_layer layer(ck, "solver.", [&](auto& a) {
+    run.checkpoint_state(a);
+    sampler.checkpoint_state(a);
+    a("solver.previous_hard", previous_hard.spans());
+    a("solver.step", step);
+    a("solver.unchanged", unchanged);
+    a("solver.iterations", result.iterations);
+    a("solver.upper_loss", result.upper_loss);
+    a("solver.lower_loss", result.lower_loss);
+    a("solver.mask_change", result.mask_change);
+    a("solver.density", result.density);
+    a("solver.cg_iterations", result.cg_iterations);
+    a("solver.cg_unconverged", result.cg_unconverged);
+  });
+  layer.restore();
+
   const run_info info{"bip", bp.iterations, bp.lower_steps};
   notify_begin(info, callbacks...);
 
-  mask_set<T> previous_hard = state.hard();
-  std::size_t step = 0, unchanged = 0;
-  for (std::size_t it = 0; it < bp.iterations; ++it) {
+  for (std::size_t it = result.iterations; it < bp.iterations; ++it) {
     const double lower_rate = scheduled_rate(bp.lower_schedule, bp.lower_learning_rate, it, bp.iterations);
     const double upper_rate = scheduled_rate(bp.upper_schedule, bp.upper_learning_rate, it, bp.iterations);
     double lower_sum = 0.0;
@@ -530,6 +590,7 @@ bilevel_result<problem_scalar_t<P>> bilevel_solver::optimize(P& problem, Callbac
       result.reason = termination::mask_converged;
       break;
     }
+    if ((it + 1) % (ck ? ck->solver_every() : 1) == 0) layer.save();
   }
 
   // The pruned model: z = m⊙θ with the final 0/1 mask, which the result takes.
