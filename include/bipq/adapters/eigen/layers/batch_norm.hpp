@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -45,6 +46,20 @@ class batch_norm2d : public layer<T> {
   }
   const std::vector<double>& running_mean() const noexcept { return running_mean_; }
   const std::vector<double>& running_var() const noexcept { return running_var_; }
+  std::size_t channels() const noexcept { return c_; }
+  double momentum() const noexcept { return momentum_; }
+  double eps() const noexcept { return eps_; }
+  /// Replaces the running statistics (e.g. in a copy of the layer). Throws std::invalid_argument if a size differs
+  /// from channels() or a variance is negative or not finite.
+  void set_running_statistics(std::span<const double> mean, std::span<const double> var) {
+    if (mean.size() != c_ || var.size() != c_)
+      throw std::invalid_argument("batch_norm2d::set_running_statistics(): mean and var must have channels() entries");
+    for (std::size_t k = 0; k < c_; ++k)
+      if (!std::isfinite(mean[k]) || !(var[k] >= 0.0) || !std::isfinite(var[k]))
+        throw std::invalid_argument("batch_norm2d::set_running_statistics(): mean must be finite and var finite and >= 0");
+    running_mean_.assign(mean.begin(), mean.end());
+    running_var_.assign(var.begin(), var.end());
+  }
 
   void forward(const thread_context& ctx, const activation<T>& x, activation<T>& y) override {
     y.resize(output_shape(x.sample_shape()), x.n);

@@ -72,6 +72,15 @@ class conv2d : public layer<T> {
     algorithm_ = a;
   }
 
+  /// The layer's geometry (what a copy of the layer is built from).
+  std::size_t in_channels() const noexcept { return c_; }
+  std::size_t out_channels() const noexcept { return k_; }
+  std::size_t kernel_size() const noexcept { return r_; }
+  std::size_t stride() const noexcept { return stride_; }
+  std::size_t padding() const noexcept { return pad_; }
+  bool has_bias() const noexcept { return bias_; }
+  conv_algorithm algorithm() const noexcept { return algorithm_; }
+
   void forward(const thread_context& ctx, const activation<T>& x, activation<T>& y) override {
     y.resize(output_shape(x.sample_shape()), x.n);
     if (direct()) return direct_forward(ctx, x, y);

@@ -31,6 +31,11 @@ class linear : public layer<T> {
     return {out_, 1, 1};
   }
 
+  /// The layer's geometry (what a copy of the layer is built from).
+  std::size_t in_features() const noexcept { return in_; }
+  std::size_t out_features() const noexcept { return out_; }
+  bool has_bias() const noexcept { return bias_; }
+
   void reset_parameters(bipq::detail::rng& g) override {
     this->kaiming_normal(0, in_, g);
     if (bias_) std::fill(this->params_[1].value.begin(), this->params_[1].value.end(), T(0));

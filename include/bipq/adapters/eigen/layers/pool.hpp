@@ -24,6 +24,8 @@ class max_pool2d : public layer<T> {
     if (in.h < k_ || in.w < k_) detail::bad_shape("max_pool2d", "input is smaller than the kernel");
     return {in.c, (in.h - k_) / stride_ + 1, (in.w - k_) / stride_ + 1};
   }
+  std::size_t kernel_size() const noexcept { return k_; }
+  std::size_t stride() const noexcept { return stride_; }
   void set_threads(std::size_t threads) override {
     layer<T>::set_threads(threads);
     argmax_.resize(threads);
