@@ -6,6 +6,9 @@
 //
 //   nice -n 5 bench_inference --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 //
+// Rates are per CPU-second of the whole process (MeasureProcessCPUTime: the time of every thread, summed), so that
+// they measure the work done and not the share of a loaded machine the process got; "Time" is the wall time.
+//
 // Also: fc1 of LeNet-5 (120×400) alone on a [400, 128] activation, dense GEMM against Eigen's row-major CSR on both
 // layouts and bipq's sparse_linear, which decides the sparse format (docs/performance.md, "Sparse and compact
 // inference").
@@ -137,10 +140,10 @@ void pruned_args(benchmark::internal::Benchmark* b) {
 }
 
 BENCHMARK(dense)->ArgNames({"model", "threads"})->Args({0, 1})->Args({0, 2})->Args({1, 1})->Args({1, 2})
-    ->UseRealTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK(masked)->Apply(pruned_args)->UseRealTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK(sparse)->Apply(pruned_args)->UseRealTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK(compact)->Apply(pruned_args)->UseRealTime()->Unit(benchmark::kMicrosecond);
+    ->MeasureProcessCPUTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(masked)->Apply(pruned_args)->MeasureProcessCPUTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(sparse)->Apply(pruned_args)->MeasureProcessCPUTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(compact)->Apply(pruned_args)->MeasureProcessCPUTime()->Unit(benchmark::kMicrosecond);
 
 // ---- fc1 (120×400) alone, batch 128, one thread: which sparse format --------------------------------------------
 
