@@ -31,6 +31,7 @@
 #include "bipq/prune/omp.hpp"
 #include "bipq/prune/sap.hpp"
 #include "command_line.hpp"
+#include "inference_speed.hpp"
 
 namespace {
 
@@ -213,11 +214,13 @@ int main(int argc, char** argv) {
 
     std::vector<std::pair<std::string, result_type>> results;
     std::vector<std::pair<std::string, std::vector<bipq::prune_record>>> records;
+    examples::inference_speed speed;
     for (const std::string& method : o.methods) {
       auto model = make_model(o);
       bipq::eigen::classifier problem(model, data.train, data.test, o.threads);
       result_type r = run_method(method, o, problem);
       records.emplace_back(method, r.history);
+      speed.add(method, model, r.masks, o.structure == bipq::mask_structure::filter);
       if (!o.save_masks.empty()) save_masks(o.save_masks, method, problem, r);
       std::fprintf(stderr, "%s: density %.4f, test accuracy %.2f%%, %.1f s\n", method.c_str(),
                    r.final_record().density, 100.0 * r.final_record().test_accuracy, r.seconds);
@@ -239,6 +242,7 @@ int main(int argc, char** argv) {
         std::printf("| %s | %.4f | %.2f%% | %.4f | %.1f | - |\n", m.c_str(), f.density, 100.0 * f.test_accuracy,
                     f.pq_index, r.seconds);
     }
+    speed.print(make_model(o), data.test, o.threads);
     if (!o.csv.empty()) std::printf("\nper-round records written to %s\n", o.csv.c_str());
   } catch (const std::exception& e) {
     std::cerr << "prune_fashion_mnist: " << e.what() << '\n';

@@ -77,6 +77,7 @@ class sparse_linear : public layer<T> {
     throw std::logic_error("sparse_linear::backward(): a sparse layer is for inference only");
   }
   const csr_weights<T>& weights() const noexcept { return w_; }
+  std::span<const T> bias() const noexcept { return bias_; }
 
  private:
   csr_weights<T> w_;
@@ -106,6 +107,7 @@ class sparse_conv2d : public layer<T> {
     throw std::logic_error("sparse_conv2d::backward(): a sparse layer is for inference only");
   }
   const csr_weights<T>& weights() const noexcept { return w_; }
+  std::span<const T> bias() const noexcept { return bias_; }
 
  private:
   struct thread_scratch {
