@@ -106,6 +106,24 @@ void dense(benchmark::State& state) {
   run(state, m, static_cast<std::size_t>(state.range(1)));
 }
 
+// Args: model, threads. The dense model with every convolution forced to im2col + GEMM (the automatic choice takes
+// the direct kernel for the first layers, C·R·S ≤ 32).
+void dense_gemm(benchmark::State& state) {
+  sequential m = make_model(static_cast<int>(state.range(0)));
+  for (std::size_t l = 0; l < m.size(); ++l)
+    if (auto* c = dynamic_cast<bipq::eigen::conv2d<float>*>(&m[l])) c->set_algorithm(bipq::eigen::conv_algorithm::gemm);
+  run(state, m, static_cast<std::size_t>(state.range(1)));
+}
+
+// Args: model, threads. The dense model with every conv and linear weight in sparse_conv2d / sparse_linear at
+// density 1 (the direct row-compressed kernel on dense weights: a reference for what the kernel alone is worth).
+void dense_direct(benchmark::State& state) {
+  sequential m = make_model(static_cast<int>(state.range(0)));
+  const bipq::mask_set<float> ones(std::span<const bipq::parameter<float>>(m.parameters()), bipq::prunable_selection{}, "bench");
+  sequential d = bipq::eigen::sparsify(m, ones, bipq::eigen::sparse_options{1.0});
+  run(state, d, static_cast<std::size_t>(state.range(1)));
+}
+
 // Args: model, density in percent, threads. Unstructured masks, zeros multiplied.
 void masked(benchmark::State& state) {
   const pruned& p = omp_model(static_cast<int>(state.range(0)), bipq::mask_structure::unstructured, static_cast<int>(state.range(1)));
@@ -132,6 +150,16 @@ void compact(benchmark::State& state) {
   run(state, m, static_cast<std::size_t>(state.range(2)));
 }
 
+// Args: model, density of the filters in percent, threads. Filter masks, compact(), then every conv and linear
+// layer run by the row-compressed kernel (sparsify at max_density 1).
+void compact_direct(benchmark::State& state) {
+  const pruned& p = omp_model(static_cast<int>(state.range(0)), bipq::mask_structure::filter, static_cast<int>(state.range(1)));
+  sequential c = bipq::eigen::compact(p.model, p.masks);
+  const bipq::mask_set<float> ones(std::span<const bipq::parameter<float>>(c.parameters()), bipq::prunable_selection{}, "bench");
+  sequential m = bipq::eigen::sparsify(c, ones, bipq::eigen::sparse_options{1.0});
+  run(state, m, static_cast<std::size_t>(state.range(2)));
+}
+
 void pruned_args(benchmark::internal::Benchmark* b) {
   b->ArgNames({"model", "density", "threads"});
   for (int model : {0, 1})
@@ -141,9 +169,14 @@ void pruned_args(benchmark::internal::Benchmark* b) {
 
 BENCHMARK(dense)->ArgNames({"model", "threads"})->Args({0, 1})->Args({0, 2})->Args({1, 1})->Args({1, 2})
     ->MeasureProcessCPUTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(dense_gemm)->ArgNames({"model", "threads"})->Args({0, 1})->Args({0, 2})->Args({1, 1})->Args({1, 2})
+    ->MeasureProcessCPUTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(dense_direct)->ArgNames({"model", "threads"})->Args({0, 1})->Args({0, 2})->Args({1, 1})->Args({1, 2})
+    ->MeasureProcessCPUTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(masked)->Apply(pruned_args)->MeasureProcessCPUTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(sparse)->Apply(pruned_args)->MeasureProcessCPUTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(compact)->Apply(pruned_args)->MeasureProcessCPUTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(compact_direct)->Apply(pruned_args)->MeasureProcessCPUTime()->Unit(benchmark::kMicrosecond);
 
 // ---- fc1 (120×400) alone, batch 128, one thread: which sparse format --------------------------------------------
 
