@@ -136,6 +136,9 @@ TEST_CASE("the loss is the mean cross-entropy: log(10) for zero weights") {
   CHECK(problem.loss_and_gradient(idx) == doctest::Approx(std::log(10.0)).epsilon(1e-6));
   const bipq::evaluation e = problem.evaluate();
   CHECK(e.loss == doctest::Approx(std::log(10.0)).epsilon(1e-6));
+  // The cost counter: training samples through loss_and_gradient (10 + 3), evaluation not counted.
+  problem.loss_and_gradient(std::span<const std::size_t>(idx).first(3));
+  CHECK(problem.samples_processed() == 13);
 }
 
 TEST_CASE("results do not depend on the thread count beyond float rounding") {

@@ -34,16 +34,28 @@ expect_usage_error "invalid value '3x' for --seed" --seed 3x
 expect_usage_error "invalid value 'tensor' for --scope" --scope tensor
 expect_usage_error "--scope neuron is available for --method sap only" --scope neuron --method omp
 expect_usage_error "invalid value 'mlp2' for --model" --model mlp2
+expect_usage_error "invalid range '4-1' for --seeds" --seeds 4-1
+expect_usage_error "invalid value '0,' for --seeds" --seeds 0,
+expect_usage_error "invalid value 'x' for --seeds" --seeds 0,x
+expect_usage_error "invalid value 'fast' for --bip-ig" --bip-ig fast
+expect_usage_error "invalid value 'mask' for --bip-param" --bip-param mask
+expect_usage_error "invalid value 'paper' for --bip-preset" --bip-preset paper
+expect_usage_error "--bip-upper-rate must be > 0" --bip-upper-rate 0
+expect_usage_error "--sap-rounds must be >= 1" --sap-rounds 0
+expect_usage_error "--validation 60000 leaves no training images" --validation 60000
 
 "$demo" --help >"$work/help" 2>&1
-for flag in --method --model --density --epochs --scope --structure --seed --threads --csv --save-masks --data; do
+for flag in --method --model --density --epochs --scope --structure --seed --seeds --validation --threads --csv \
+            --save-masks --data --sap-rounds --bip-preset --bip-ig --bip-param --bip-schedules --bip-upper-rate \
+            --bip-epochs --bip-finetune --summary; do
   grep -qF -- "$flag" "$work/help" || { echo "FAIL: --help does not mention $flag"; failures=$((failures + 1)); }
 done
 
 # A small real run (1,000 training images, one epoch per training run): the table and the CSV.
 if "$demo" --method omp,bip --train-size 1000 --epochs 1 --threads 1 --csv "$work/r.csv" \
      --save-masks "$work/masks" >"$work/out" 2>"$work/err"; then
-  for want in "| method | density | test accuracy | PQ Index | wall time (s) | time / IMP |" "| omp | 0.0500 |" \
+  for want in "| method | density | test accuracy | validation accuracy | PQ Index | passes (epochs) | wall time (s) | time / IMP |" \
+              "| omp | 0.0500 |" "1000 training, 5000 validation and 10000 test images" \
               "| bip | 0.0500 |"; do
     grep -qF -- "$want" "$work/out" || { echo "FAIL: the table lacks '$want'"; failures=$((failures + 1)); }
   done
@@ -54,6 +66,25 @@ if "$demo" --method omp,bip --train-size 1000 --epochs 1 --threads 1 --csv "$wor
   echo "ok: small run"
 else
   echo "FAIL: small run exited with $?: $(cat "$work/err")"
+  failures=$((failures + 1))
+fi
+
+# Two seeds: each seed's table, then the summary over seeds and the paired comparison with IMP; OMP costs one dense
+# and one sparse epoch of passes, IMP one per round.
+if "$demo" --method imp,omp --seeds 0-1 --train-size 300 --validation 500 --epochs 1 --threads 1 \
+     --csv "$work/s.csv" --summary "$work/summary.csv" >"$work/out" 2>"$work/err"; then
+  for want in "| method | seeds | density | test accuracy (mean ± sd) |" "| method − imp | paired seeds |" \
+              "| omp | 2 | 0.0500 |" "300 training, 500 validation and 10000 test images" "seed 0,1"; do
+    grep -qF -- "$want" "$work/out" || { echo "FAIL: the two-seed run lacks '$want'"; failures=$((failures + 1)); }
+  done
+  [ "$(grep -c '^| omp | 0.0500 | .* | 2.0 | ' "$work/out")" -eq 2 ] ||
+    { echo "FAIL: OMP's cost is not 2.0 passes on each seed"; failures=$((failures + 1)); }
+  [ "$(tail -n +2 "$work/summary.csv" | wc -l)" -eq 4 ] && head -1 "$work/s.csv" | grep -q ",seed$" &&
+    [ "$(grep -c ',1$' "$work/s.csv")" -gt 0 ] ||
+    { echo "FAIL: the two-seed CSVs"; failures=$((failures + 1)); }
+  echo "ok: two seeds"
+else
+  echo "FAIL: two-seed run exited with $?: $(cat "$work/err")"
   failures=$((failures + 1))
 fi
 

@@ -66,6 +66,21 @@ inline image_dataset head(const image_dataset& d, std::size_t n) {
   return h;
 }
 
+/// The last `n` samples of `d` (all of them if n >= d.size()): a held-out validation split, say.
+inline image_dataset tail(const image_dataset& d, std::size_t n) {
+  n = std::min(n, d.size());
+  const std::size_t first = d.size() - n, values = d.sample_size();
+  image_dataset t;
+  t.images.assign(d.images.begin() + static_cast<std::ptrdiff_t>(first * values),
+                  d.images.begin() + static_cast<std::ptrdiff_t>(d.size() * values));
+  t.labels.assign(d.labels.begin() + static_cast<std::ptrdiff_t>(first), d.labels.end());
+  t.channels = d.channels;
+  t.height = d.height;
+  t.width = d.width;
+  t.num_classes = d.num_classes;
+  return t;
+}
+
 /// Subtracts `mean` and divides by `stddev` (> 0) every value: x ← (x − mean) / stddev. For Fashion-MNIST's
 /// training set, mean ≈ 0.2860 and stddev ≈ 0.3530.
 inline void standardize(image_dataset& d, float mean, float stddev) {

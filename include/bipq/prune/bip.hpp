@@ -45,6 +45,30 @@ struct bip_params {
     return b;
   }
 
+  /// The released BiP code's settings (OPTML-Group/BiP, trainer/bilevel.py, configs/*/bip.yml), for a training rate
+  /// `learning_rate`: the scores are the weights' magnitudes (mask_parametrization::weights); lower level SGD at the
+  /// training rate with momentum 0.9, a cosine schedule and weight decay γ = 1e-4; upper level SGD at the same rate
+  /// with momentum 0.9, weight decay 1e-4 and a step decay (×0.1 at half the run, ×0.01 at three quarters); the IG's
+  /// second term with the constant coefficient 1e-4 (its `lr2`), not 1/γ; one lower step per upper step; batches of
+  /// 128. docs/bilevel.md, "The paper and the released code", lists how this differs from the paper.
+  static bilevel_settings released_code_bilevel(double learning_rate = sgd_params{}.learning_rate) {
+    bilevel_settings b;
+    b.lower_learning_rate = learning_rate;
+    b.momentum = 0.9;
+    b.gamma = 1e-4;
+    b.lower_steps = 1;
+    b.lower_schedule = rate_schedule::cosine;
+    b.upper_learning_rate = learning_rate;
+    b.upper_momentum = 0.9;
+    b.upper_weight_decay = 1e-4;
+    b.upper_schedule = rate_schedule::step;
+    b.batch_size = 128;
+    b.parametrization = mask_parametrization::weights;
+    b.ig_mode = implicit_gradient_mode::first_order;
+    b.second_term_coefficient = 1e-4;
+    return b;
+  }
+
   /// Throws std::invalid_argument("bip_params: '<field>' ...") naming the first invalid field.
   void validate() const {
     mask.validate("bip_params");

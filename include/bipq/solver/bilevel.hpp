@@ -163,11 +163,25 @@ class bilevel_variables {
 
   /// Scores: s ← s − β IG, then the hard mask from the scores, which the upper variable becomes.
   /// Relaxed: m ← Π(m − β IG), then the hard mask from m.
-  void upper_step(sgd<T>& upper, const std::vector<std::vector<T>>& ig) {
+  /// Weights: θ ← θ − β sign(θ)⊙IG (the IG is the gradient with respect to s = |θ|), then s = |θ| and the hard mask.
+  void upper_step(sgd<T>& upper, const std::vector<std::vector<T>>& ig, double rate) {
+    const double decay = bp_.upper_weight_decay;
+    if (bp_.parametrization == mask_parametrization::weights) {
+      for (std::size_t j = 0; j < count(); ++j) {
+        std::vector<T>& th = theta_[j];
+        for (std::size_t e = 0; e < th.size(); ++e)
+          scratch_[j][e] = th[e] > T(0) ? ig[j][e] : th[e] < T(0) ? -ig[j][e] : T(0);
+        upper.step(j, std::span<T>(th), std::span<const T>(scratch_[j]), rate, decay);
+        for (std::size_t e = 0; e < th.size(); ++e) scores_[j][e] = std::abs(th[e]);
+      }
+      hard_mask_from(scores_, hard_);
+      for (std::size_t j = 0; j < count(); ++j) std::copy(hard_[j].begin(), hard_[j].end(), masks_[j].begin());
+      return;
+    }
     const bool relaxed = bp_.parametrization == mask_parametrization::relaxed;
     std::vector<std::vector<T>>& variable = relaxed ? masks_ : scores_;
     for (std::size_t j = 0; j < count(); ++j)
-      upper.step(j, std::span<T>(variable[j]), std::span<const T>(ig[j]), bp_.upper_learning_rate, 0.0);
+      upper.step(j, std::span<T>(variable[j]), std::span<const T>(ig[j]), rate, decay);
     if (relaxed) project_relaxed();
     hard_mask_from(variable, hard_);
     if (!relaxed)
@@ -296,7 +310,7 @@ class bilevel_run {
   bilevel_run(P& problem, const bilevel_params& bp)
       : problem_(problem), bp_(bp), params_(problem.parameters()), state_(params_, bp),
         lower_(sgd_params{bp.lower_learning_rate, bp.momentum, false, bp.gamma}, sizes_of_all()),
-        upper_(sgd_params{bp.upper_learning_rate, bp.upper_momentum, false, 0.0}, sizes_of_prunable()),
+        upper_(sgd_params{bp.upper_learning_rate, bp.upper_momentum, false, bp.upper_weight_decay}, sizes_of_prunable()),
         grad_(state_.count()), ig_(state_.count()) {
     for (std::size_t j = 0; j < state_.count(); ++j) {
       grad_[j].resize(state_.theta()[j].size());
@@ -309,7 +323,7 @@ class bilevel_run {
 
   /// θ ← θ − α (m⊙g + γθ) on the batch, and the unmasked parameters ← − α (g + γ·value); returns the loss, or a
   /// non-finite loss without stepping.
-  double lower_step(std::span<const std::size_t> batch) {
+  double lower_step(std::span<const std::size_t> batch, double rate) {
     state_.write_effective();
     const double loss = static_cast<double>(problem_.loss_and_gradient(batch));
     if (!std::isfinite(loss)) return loss;  // θ keeps its last finite values
@@ -319,12 +333,11 @@ class bilevel_run {
       const T* __restrict m = state_.masks()[j].data();
       T* __restrict out = grad_[j].data();
       for (std::size_t e = 0; e < grad_[j].size(); ++e) out[e] = m[e] * g[e];
-      lower_.step(state_.index(j), std::span<T>(state_.theta()[j]), std::span<const T>(grad_[j]),
-                  bp_.lower_learning_rate, bp_.gamma);
+      lower_.step(state_.index(j), std::span<T>(state_.theta()[j]), std::span<const T>(grad_[j]), rate, bp_.gamma);
     }
     for (std::size_t i = 0; i < params_.size(); ++i)
       if (!state_.is_prunable(i))
-        lower_.step(i, params_[i].value, std::span<const T>(params_[i].grad), bp_.lower_learning_rate, bp_.gamma);
+        lower_.step(i, params_[i].value, std::span<const T>(params_[i].grad), rate, bp_.gamma);
     return loss;
   }
 
@@ -337,7 +350,10 @@ class bilevel_run {
     const double loss = static_cast<double>(problem_.loss_and_gradient(batch));
     for (std::size_t j = 0; j < state_.count(); ++j) {
       const std::span<const T> g = params_[state_.index(j)].grad;
-      if (bp_.ig_mode == implicit_gradient_mode::first_order)
+      if (bp_.ig_mode == implicit_gradient_mode::first_order && bp_.second_term_coefficient)
+        detail::first_order_ig<T>(g, state_.theta()[j], state_.masks()[j],
+                                  static_cast<T>(*bp_.second_term_coefficient), ig_[j]);
+      else if (bp_.ig_mode == implicit_gradient_mode::first_order)
         first_order_implicit_gradient<T>(g, state_.theta()[j], state_.masks()[j], bp_.gamma, ig_[j]);
       else
         direct_gradient<T>(g, state_.theta()[j], ig_[j]);
@@ -353,8 +369,8 @@ class bilevel_run {
     return std::isfinite(sum);
   }
 
-  /// The upper step and the new hard mask.
-  void upper_step() { state_.upper_step(upper_, ig_); }
+  /// The upper step at rate β_t and the new hard mask.
+  void upper_step(double rate) { state_.upper_step(upper_, ig_, rate); }
 
  private:
   std::vector<std::size_t> sizes_of_all() const {
@@ -453,10 +469,12 @@ bilevel_result<problem_scalar_t<P>> bilevel_solver::optimize(P& problem, Callbac
   mask_set<T> previous_hard = state.hard();
   std::size_t step = 0, unchanged = 0;
   for (std::size_t it = 0; it < bp.iterations; ++it) {
+    const double lower_rate = scheduled_rate(bp.lower_schedule, bp.lower_learning_rate, it, bp.iterations);
+    const double upper_rate = scheduled_rate(bp.upper_schedule, bp.upper_learning_rate, it, bp.iterations);
     double lower_sum = 0.0;
     bool stop = false;
     for (std::size_t s = 0; s < bp.lower_steps && !stop; ++s) {
-      const double loss = run.lower_step(sampler.next());
+      const double loss = run.lower_step(sampler.next(), lower_rate);
       if (!std::isfinite(loss)) {
         result.reason = termination::diverged;
         stop = true;
@@ -476,7 +494,7 @@ bilevel_result<problem_scalar_t<P>> bilevel_solver::optimize(P& problem, Callbac
       result.reason = termination::diverged;
       break;
     }
-    run.upper_step();
+    run.upper_step(upper_rate);
 
     const std::size_t change = detail::hamming(previous_hard, state.hard());
     previous_hard = state.hard();

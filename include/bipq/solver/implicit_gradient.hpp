@@ -25,6 +25,20 @@
 
 namespace bipq {
 
+namespace detail {
+/// out = g ⊙ (θ − c · m⊙g): the first-order implicit gradient with the second term's coefficient c (1/γ in the
+/// paper; bilevel_settings::second_term_coefficient).
+template <class T>
+void first_order_ig(std::span<const T> g, std::span<const T> theta, std::span<const T> m, T c, std::span<T> out) {
+  const std::size_t n = g.size();
+  const T* __restrict gp = g.data();
+  const T* __restrict tp = theta.data();
+  const T* __restrict mp = m.data();
+  T* __restrict op = out.data();
+  for (std::size_t i = 0; i < n; ++i) op[i] = gp[i] * (tp[i] - c * mp[i] * gp[i]);
+}
+}  // namespace detail
+
 /// out = g ⊙ (θ − (1/γ) m⊙g), the first-order implicit gradient (BiP, Eq. 6). Sizes must agree; γ > 0.
 /// `out` may alias nothing else.
 template <class T>
@@ -34,13 +48,7 @@ void first_order_implicit_gradient(std::span<const T> g, std::span<const T> thet
   detail::require_size(m.size(), g.size(), "first_order_implicit_gradient", "m");
   detail::require_size(out.size(), g.size(), "first_order_implicit_gradient", "out");
   if (!(gamma > 0.0)) throw std::invalid_argument("first_order_implicit_gradient(): gamma must be > 0");
-  const T inv_gamma = static_cast<T>(1.0 / gamma);
-  const std::size_t n = g.size();
-  const T* __restrict gp = g.data();
-  const T* __restrict tp = theta.data();
-  const T* __restrict mp = m.data();
-  T* __restrict op = out.data();
-  for (std::size_t i = 0; i < n; ++i) op[i] = gp[i] * (tp[i] - inv_gamma * mp[i] * gp[i]);
+  detail::first_order_ig<T>(g, theta, m, static_cast<T>(1.0 / gamma), out);
 }
 
 /// out = θ ⊙ g, the direct term only (implicit_gradient_mode::none).

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -24,8 +25,31 @@ enum class implicit_gradient_mode { first_order, none, exact };
 ///   scores:  continuous scores s (initialised to |θ|); m = top_k(s) after every upper step, and the gradient with
 ///            respect to m is applied to s (straight-through; BiP's default);
 ///   relaxed: m ∈ [0,1]^n itself, projected onto {m ∈ [0,1]^n : 1ᵀm ≤ k} (capped simplex) after every upper step and
-///            rounded by top_k at the end (unstructured masks only).
-enum class mask_parametrization { scores, relaxed };
+///            rounded by top_k at the end (unstructured masks only);
+///   weights: the scores are the weights' magnitudes, s = |θ| (the released BiP code assigns the weights' storage to
+///            the scores): m = top_k(|θ|), and the upper step moves θ itself by sign(θ) ⊙ IG, pruned weights included,
+///            so a pruned weight keeps learning and can come back.
+enum class mask_parametrization { scores, relaxed, weights };
+
+/// How a learning rate changes over the T iterations of a run (t = 0..T−1).
+///   constant: r_t = r;
+///   cosine:   r_t = r (1 + cos(π t / T)) / 2;
+///   step:     r_t = r, 0.1 r from t ≥ T/2, 0.01 r from t ≥ 3T/4 (the released BiP code's score schedule).
+enum class rate_schedule { constant, cosine, step };
+
+/// r_t of `schedule` at iteration t of T (T ≥ 1).
+inline double scheduled_rate(rate_schedule schedule, double rate, std::size_t t, std::size_t T) {
+  constexpr double pi = 3.14159265358979323846;
+  switch (schedule) {
+    case rate_schedule::cosine:
+      return rate * 0.5 * (1.0 + std::cos(pi * static_cast<double>(t) / static_cast<double>(T)));
+    case rate_schedule::step:
+      return 4 * t >= 3 * T ? 0.01 * rate : 2 * t >= T ? 0.1 * rate : rate;
+    case rate_schedule::constant:
+      break;
+  }
+  return rate;
+}
 
 /// Where a relaxed mask starts (mask_parametrization::relaxed only).
 ///   magnitude: m = Π(|θ| · k / Σ|θ|), the starting weights' magnitudes scaled to the budget;
@@ -39,12 +63,15 @@ struct bilevel_settings {
   // ---- lower level: θ ← θ − α (m⊙g + γθ), SGD with momentum μ ----
   double lower_learning_rate = 0.01;  ///< α > 0
   double momentum = 0.9;              ///< μ ∈ [0, 1), lower-level SGD momentum
-  double gamma = 1e-4;                ///< γ > 0: the lower problem's ridge term (γ/2)‖θ‖², and the 1/γ of the IG
+  double gamma = 1e-4;                ///< γ > 0: the lower problem's ridge term (γ/2)‖θ‖² (weight decay)
   std::size_t lower_steps = 1;        ///< lower SGD steps per upper step (≥ 1)
+  rate_schedule lower_schedule = rate_schedule::constant;  ///< α_t over the iterations
 
-  // ---- upper level: s ← s − β IG (or m ← Π(m − β IG)) ----
+  // ---- upper level: s ← s − β IG (or m ← Π(m − β IG), or θ ← θ − β sign(θ)⊙IG), SGD with momentum ----
   double upper_learning_rate = 0.01;  ///< β > 0
   double upper_momentum = 0.0;        ///< momentum of the upper SGD, in [0, 1)
+  double upper_weight_decay = 0.0;    ///< weight decay of the upper SGD on its variable, ≥ 0
+  rate_schedule upper_schedule = rate_schedule::constant;  ///< β_t over the iterations
 
   // ---- data ----
   std::size_t batch_size = 64;  ///< samples per step, drawn from a seeded permutation; 0 = the full training set
@@ -53,6 +80,9 @@ struct bilevel_settings {
   mask_parametrization parametrization = mask_parametrization::scores;
   relaxed_start start = relaxed_start::magnitude;  ///< the relaxed mask's starting point (relaxed only)
   implicit_gradient_mode ig_mode = implicit_gradient_mode::first_order;
+  /// first_order only: the coefficient c of the IG's second term, IG = g ⊙ (θ − c · m⊙g). std::nullopt: c = 1/γ, the
+  /// paper's Eq. 6 (derived in docs/bilevel.md). The released BiP code uses a constant (its `lr2` = 1e-4).
+  std::optional<double> second_term_coefficient{};
 
   // ---- exact mode: conjugate gradients ----
   std::size_t cg_max_iterations = 100;  ///< ≥ 1
@@ -75,6 +105,10 @@ struct bilevel_settings {
     if (lower_steps == 0) fail("'lower_steps' must be >= 1");
     if (!positive(upper_learning_rate)) fail("'upper_learning_rate' must be finite and > 0");
     if (!(upper_momentum >= 0.0 && upper_momentum < 1.0)) fail("'upper_momentum' must be in [0, 1)");
+    if (!(std::isfinite(upper_weight_decay) && upper_weight_decay >= 0.0))
+      fail("'upper_weight_decay' must be finite and >= 0");
+    if (second_term_coefficient && !(std::isfinite(*second_term_coefficient) && *second_term_coefficient >= 0.0))
+      fail("'second_term_coefficient' must be finite and >= 0");
     if (cg_max_iterations == 0) fail("'cg_max_iterations' must be >= 1");
     if (!positive(cg_tolerance)) fail("'cg_tolerance' must be finite and > 0");
   }

@@ -74,6 +74,9 @@ class basic_classifier {
   std::size_t num_samples() const noexcept { return train_->size(); }
   std::size_t threads() const noexcept { return threads_; }
   basic_sequential<T>& model() noexcept { return *model_; }
+  /// Training samples through forward and backward so far (Σ |indices| over loss_and_gradient calls): a run's
+  /// cost in passes, the same on every machine. Evaluation is not counted.
+  std::size_t samples_processed() const noexcept { return samples_processed_; }
 
   /// Mean cross-entropy over the training samples `indices` in training mode (batch-norm batch statistics, running
   /// statistics updated), with its gradient written into every parameter's grad. Throws std::invalid_argument if
@@ -85,6 +88,7 @@ class basic_classifier {
         throw std::invalid_argument("classifier::loss_and_gradient(): indices holds " + std::to_string(i) +
                                     ", expected < num_samples() = " + std::to_string(train_->size()));
     const std::size_t B = indices.size(), active = std::min(threads_, B);
+    samples_processed_ += B;
     std::vector<double> losses(active, 0.0);
     team group(active);
     detail::run_threads(active, [&](std::size_t t) {
@@ -162,6 +166,7 @@ class basic_classifier {
   const io::image_dataset* train_;
   const io::image_dataset* test_;
   std::size_t threads_;
+  std::size_t samples_processed_ = 0;
   std::vector<std::vector<activation<T>>> acts_, grads_;  // per thread, per layer boundary
 
   void check_data(const io::image_dataset& d, const char* arg) const {
