@@ -41,6 +41,7 @@
 #include "command_line.hpp"
 #include "distributed.hpp"
 #include "model_export.hpp"
+#include "inference_speed.hpp"
 #include "seed_protocol.hpp"
 
 namespace {
@@ -379,6 +380,7 @@ int main(int argc, char** argv) {
 
     std::vector<std::pair<std::uint64_t, std::pair<std::string, std::vector<bipq::prune_record>>>> records;
     std::vector<examples::seed_run> runs;
+    examples::inference_speed speed;  // the first seed's final models
     for (const std::uint64_t seed : o.seeds) {
       std::vector<std::pair<std::string, result_type>> results;
       std::vector<examples::seed_run> rows;
@@ -394,6 +396,7 @@ int main(int argc, char** argv) {
             dist.run(problem, [&](auto& p, auto wrap) { return run_method(method, o, seed, p, ck, wrap); });
         if (ck.resumed()) std::fprintf(stderr, "%s: resumed from %s\n", method.c_str(), ck.file().c_str());
         records.push_back({seed, {method, r.history}});
+        if (seed == o.seeds.front()) speed.add(method, model, r.masks, o.structure == bipq::mask_structure::filter);
         const auto& f = r.final_record();
         examples::seed_run row{seed, method, f.density, f.test_accuracy,
                                validation.size() > 0 ? problem.evaluate(validation).accuracy : std::nan(""),
@@ -435,6 +438,7 @@ int main(int argc, char** argv) {
       }
       runs.insert(runs.end(), rows.begin(), rows.end());
     }
+    speed.print(make_model(o, o.seeds.front()), data.test, o.threads);
     if (o.seeds.size() > 1) examples::print_seed_summary(runs, o.methods, "imp");
     if (!o.csv.empty() && dist.is_root()) {
       write_csv(o.csv, records);

@@ -98,7 +98,7 @@ if "$demo" --method omp,bip --train-size 1000 --epochs 1 --threads 1 --csv "$wor
      --save-masks "$work/masks" --export "$work/export" >"$work/out" 2>"$work/err"; then
   for want in "| method | density | test accuracy | validation accuracy | PQ Index | passes (epochs) | wall time (s) | time / IMP |" \
               "| omp | 0.0500 |" "1000 training, 5000 validation and 10000 test images" \
-              "| bip | 0.0500 |"; do
+              "| bip | 0.0500 |" "| dense | dense | 61706 |" "| omp | sparse |" "| bip | sparse |"; do
     grep -qF -- "$want" "$work/out" || { echo "FAIL: the table lacks '$want'"; failures=$((failures + 1)); }
   done
   head -1 "$work/r.csv" | grep -q "^method,round,phase,density,pq_index" ||

@@ -79,6 +79,8 @@ class conv2d : public layer<T> {
     algorithm_ = a;
   }
 
+  conv_algorithm algorithm() const noexcept { return algorithm_; }
+
   void forward(const thread_context& ctx, const activation<T>& x, activation<T>& y) override {
     y.resize(output_shape(x.sample_shape()), x.n);
     if (direct()) return direct_forward(ctx, x, y);
