@@ -12,6 +12,7 @@
 #include <zlib.h>
 #endif
 
+#include "bipq/io/checkpoint.hpp"
 #include "bipq/io/npy.hpp"
 
 namespace fs = std::filesystem;
@@ -75,7 +76,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   const fs::path root = argv[1];
-  for (const char* name : {"fuzz_idx_raw", "fuzz_idx_gzip", "fuzz_npy"}) fs::create_directories(root / name);
+  for (const char* name : {"fuzz_idx_raw", "fuzz_idx_gzip", "fuzz_npy", "fuzz_checkpoint"}) fs::create_directories(root / name);
 
   // IDX: labels (1-d), images (3-d), a truncated body, trailing bytes.
   const bytes labels = idx_file({10}), images = idx_file({2, 4, 5});
@@ -110,7 +111,16 @@ int main(int argc, char** argv) {
   v2[9] = static_cast<std::uint8_t>(len >> 8);
   write(npy / "f8_v2.npy", v2);
 
-  // ---- The checkpoint reader's seeds go here: a few small checkpoints written by the checkpoint writer. ----
+  // Checkpoints: a small one from the writer, and its payload alone (the harness frames it with a valid header).
+  const fs::path ck = root / "fuzz_checkpoint";
+  bipq::io::checkpoint_data d;
+  d.put_text("method", "imp");
+  d.put<std::uint64_t>("run.round", std::vector<std::uint64_t>{3});
+  d.put<float>("run.values", std::vector<float>{1.5f, -2, 0});
+  d.put<double>("run.history", std::vector<double>{0.5, 0.25});
+  const std::string file = d.serialize();
+  write(ck / "small.ckpt", bytes(file.begin(), file.end()));
+  write(ck / "payload.bin", bytes(file.begin() + bipq::io::checkpoint_data::header_size, file.end()));
   std::printf("make_fuzz_seeds: seeds written under %s\n", root.c_str());
   return 0;
 }
