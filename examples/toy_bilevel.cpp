@@ -186,6 +186,25 @@ std::vector<recovery_method> baseline_methods(double iht_mu = iht_step, double h
   return m;
 }
 
+/// BiP with the kept count annealed: one solver run per k of `ks` (the last being the target), each started from the
+/// previous run's pruned weights, `p.iterations` each. The support of the final mask.
+recovery_method bip_annealed_method(std::string name, std::string key, bipq::bilevel_params p,
+                                    std::vector<std::size_t> ks) {
+  return {std::move(name), std::move(key), true,
+          [p, ks](const recovery_case& c, bipq::least_squares_problem<double>& problem, std::uint64_t seed) {
+            Eigen::VectorXd start = c.dense;
+            std::vector<std::size_t> support;
+            for (std::size_t k : ks) {
+              bipq::bilevel_params q = p;
+              q.mask.k = k;
+              support = run_bip(problem, start, q, seed);
+              for (std::size_t j = 0; j < problem.dimension(); ++j)
+                start(static_cast<Eigen::Index>(j)) = problem.parameters()[0].value[j];
+            }
+            return support;
+          }};
+}
+
 recovery_method bip_method(std::string name, std::string key, bipq::bilevel_params p) {
   return {std::move(name), std::move(key), true,
           [p](const recovery_case& c, bipq::least_squares_problem<double>& problem, std::uint64_t seed) {
@@ -297,7 +316,9 @@ void implicit_gradient_table() {
 std::vector<recovery_method> phase_methods() {
   std::vector<recovery_method> m = baseline_methods();
   m.push_back(bip_method("BiP paper (scores, first_order)", "bip_paper", scores_settings(bipq::implicit_gradient_mode::first_order)));
-  m.push_back(bip_method("BiP best documented (relaxed, none)", "bip_best", best_settings()));
+  bipq::bilevel_params annealed = best_settings();
+  annealed.iterations = 200;
+  m.push_back(bip_annealed_method("BiP best documented (relaxed, none, k 40-30-20)", "bip_best", annealed, {40, 30, 20}));
   return m;
 }
 
@@ -419,6 +440,50 @@ void tune_bip_study(std::size_t threads) {
                                      std::to_string(iterations) + " iterations",
                                  "v", p));
   }
+  print_counts(methods, samples, run_recovery(methods, samples, 1000, 30, threads));
+}
+
+/// The released BiP code's parametrisation (scores = |θ|, the upper step moving θ) on the same seeds: IG mode, lower
+/// steps and upper rate.
+void tune_weights_study(std::size_t threads) {
+  const std::vector<std::size_t> samples{150, 200};
+  std::printf("## The released code's parametrisation (scores = |theta|) on seeds 1000-1029 (of 30)\n\n");
+  std::vector<recovery_method> methods;
+  for (auto mode : {bipq::implicit_gradient_mode::none, bipq::implicit_gradient_mode::first_order})
+    for (std::size_t steps : {std::size_t{10}, std::size_t{40}})
+      for (double beta : {0.3, 1.0, 3.0, 10.0}) {
+        bipq::bilevel_params p = scores_settings(mode);
+        p.parametrization = bipq::mask_parametrization::weights;
+        p.lower_steps = steps;
+        p.upper_learning_rate = beta;
+        p.iterations = 300;
+        methods.push_back(bip_method(std::string(mode == bipq::implicit_gradient_mode::none ? "none" : "first_order") +
+                                         ", " + std::to_string(steps) + " lower steps, beta " +
+                                         std::to_string(beta).substr(0, 4),
+                                     "w", p));
+      }
+  print_counts(methods, samples, run_recovery(methods, samples, 1000, 30, threads));
+}
+
+/// BiP's best documented mode with the kept count annealed from 3k or 2k down to k.
+void tune_anneal_study(std::size_t threads) {
+  const std::vector<std::size_t> samples{150, 200};
+  std::printf("## BiP with the kept count annealed, seeds 1000-1029 (of 30)\n\n");
+  std::vector<recovery_method> methods;
+  methods.push_back(bip_method("documented best: 40 lower steps, beta 0.03, 600 iterations", "a", best_settings()));
+  for (auto ks : {std::vector<std::size_t>{60, 40, 20}, std::vector<std::size_t>{40, 30, 20},
+                  std::vector<std::size_t>{40, 20}, std::vector<std::size_t>{100, 60, 40, 30, 20}})
+    for (std::size_t iterations : {std::size_t{100}, std::size_t{200}}) {
+      bipq::bilevel_params p = best_settings();
+      p.iterations = iterations;
+      std::string name = "k";
+      for (std::size_t k : ks) {
+        name.push_back(' ');
+        name.append(std::to_string(k));
+      }
+      name.append(", ").append(std::to_string(iterations)).append(" iterations each");
+      methods.push_back(bip_annealed_method(name, "k", p, ks));
+    }
   print_counts(methods, samples, run_recovery(methods, samples, 1000, 30, threads));
 }
 
@@ -574,7 +639,7 @@ int main(int argc, char** argv) {
     else examples::fail(program, "unknown option " + flag);
   }
   if (seeds == 0 || threads == 0) examples::fail(program, "--seeds and --threads must be >= 1");
-  if (study != "ig" && study != "phase" && study != "second-term" && study != "tune" && study != "tune-bip" &&
+  if (study != "ig" && study != "phase" && study != "second-term" && study != "tune" && study != "tune-bip" && study != "tune-weights" && study != "tune-anneal" &&
       study != "all")
     examples::fail(program, "unknown study '" + study + "'");
   if (study == "ig" || study == "all") {
@@ -585,5 +650,7 @@ int main(int argc, char** argv) {
   if (study == "second-term" || study == "all") second_term_table(study_seeds);
   if (study == "tune") tune_study(threads);
   if (study == "tune-bip") tune_bip_study(threads);
+  if (study == "tune-weights") tune_weights_study(threads);
+  if (study == "tune-anneal") tune_anneal_study(threads);
   return 0;
 }
