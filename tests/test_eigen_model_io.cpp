@@ -1,16 +1,19 @@
 // A whole Eigen model on disk: write then read gives the same outputs bit for bit (dense and sparse storage, batch
-// norm statistics included), sparse storage of a 5%-density LeNet-5 is at least 8x smaller than the dense model, and
+// norm statistics included, and a compact model with its spatial_bias border map), sparse storage of a 5%-density LeNet-5 is at least 8x smaller than the dense model, and
 // every kind of bad file is refused with a message naming the file and the field.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
 
+#include "bipq/adapters/eigen/compact.hpp"
 #include "bipq/adapters/eigen/model_io.hpp"
 #include "bipq/detail/random.hpp"
+#include "bipq/mask/group.hpp"
 #include "bipq/mask/top_k.hpp"
 #include "bipq/version.hpp"
 
@@ -59,6 +62,34 @@ bipq::mask_set<float> magnitude_masks(be::sequential& m, double density) {
   bipq::magnitude_mask_global<float>(ws, static_cast<std::size_t>(density * double(masks.total())), out);
   masks.apply(m.parameters());
   return masks;
+}
+
+// Filter masks keeping the half of every conv weight's filters of largest L2 norm, applied to the weights.
+bipq::mask_set<float> half_filter_masks(be::sequential& m) {
+  bipq::mask_set<float> masks(std::span<const bipq::parameter<float>>(m.parameters()),
+                              bipq::prunable_selection{{bipq::parameter_kind::conv_weight}, {}}, "test");
+  for (std::size_t j = 0; j < masks.size(); ++j) {
+    const auto& p = m.parameters()[masks.prunable()[j]];
+    bipq::group_top_k_mask<float>(p.value, p.shape, p.shape[0] / 2, masks[j]);
+  }
+  masks.apply(m.parameters());
+  return masks;
+}
+
+// The compact model of the PQI CNN {4, 8} with half its filters removed: bn1's shift β = 1 makes conv1's removed
+// channels constant and positive after ReLU, so conv2 (zero padding) is followed by the border map "conv2_border".
+be::sequential compact_cnn_with_border_map() {
+  be::sequential m = be::make_pqi_cnn({4, 8}, 2);
+  randomize(m, 13);
+  for (auto& p : m.parameters())
+    if (p.name == "bn1.bias") std::fill(p.value.begin(), p.value.end(), 1.0f);
+  const bipq::mask_set<float> masks = half_filter_masks(m);
+  be::sequential small = be::compact(m, masks);
+  bool has_border = false;
+  for (std::size_t l = 0; l < small.size(); ++l)
+    has_border |= dynamic_cast<const be::spatial_bias<float>*>(&small[l]) != nullptr;
+  REQUIRE(has_border);
+  return small;
 }
 
 // The logits of n random inputs, in inference mode.
@@ -151,6 +182,41 @@ TEST_CASE("index.json lists every file of the set with its size, and write_model
   CHECK(fs::exists(dir / "bn1.running_mean.npy"));
   CHECK(bipq::io::read_npy<double>(dir / "bn2.running_var.npy").data ==
         dynamic_cast<const be::batch_norm2d<float>&>(m[5]).running_var());
+}
+
+TEST_CASE("a compact model with a spatial_bias layer reads back with the same outputs bit for bit, and no masks") {
+  be::sequential small = compact_cnn_with_border_map();
+  const std::vector<float> want = logits(small, 6, 17);
+  const fs::path dir = scratch("compact");
+  be::write_model(dir, small);
+  CHECK(slurp(dir / "model.json").find("\"type\": \"spatial_bias\"") != std::string::npos);
+  be::loaded_model<float> back = be::read_model<float>(dir);
+  CHECK(back.masks.size() == 0);
+  REQUIRE(back.model.size() == small.size());
+  for (std::size_t l = 0; l < small.size(); ++l) {
+    CHECK(back.model.name(l) == small.name(l));
+    CHECK((dynamic_cast<const be::spatial_bias<float>*>(&back.model[l]) != nullptr) ==
+          (dynamic_cast<const be::spatial_bias<float>*>(&small[l]) != nullptr));
+  }
+  REQUIRE(back.model.parameters().size() == small.parameters().size());
+  for (std::size_t i = 0; i < small.parameters().size(); ++i)
+    CHECK(back.model.parameters()[i].shape == small.parameters()[i].shape);
+  CHECK(same_bits(logits(back.model, 6, 17), want));
+}
+
+TEST_CASE("the compact export of the demo's CNN with half its filters pruned is smaller than the dense model") {
+  be::sequential m = be::make_pqi_cnn({}, 4);
+  randomize(m, 4);
+  const fs::path dense_dir = scratch("compact_size_dense"), masked_dir = scratch("compact_size_masked"),
+                 compact_dir = scratch("compact_size_compact");
+  const bipq::mask_set<float> masks = half_filter_masks(m);
+  const std::uintmax_t dense = be::write_model(dense_dir, m);            // the masked weights, no masks
+  const std::uintmax_t masked = be::write_model(masked_dir, m, masks);   // dense weights + dense masks
+  const std::uintmax_t compact = be::write_model(compact_dir, be::compact(m, masks));
+  MESSAGE("PQI CNN, half the conv filters pruned, on disk: dense " << dense << " bytes, masked stored dense "
+          << masked << " bytes, compact " << compact << " bytes: " << double(dense) / double(compact)
+          << "x smaller than dense");
+  CHECK(compact < dense);
 }
 
 TEST_CASE("sparse storage of a 5%-density LeNet-5 is at least 8x smaller than the dense model") {
@@ -269,6 +335,21 @@ TEST_CASE("read_model refuses bad files with a message naming the file and the f
     const std::vector<std::size_t> shape{3};
     bipq::io::write_npy<float>(d / "conv1.weight.values.npy", v, shape);
     CHECK(contains(error_of(d), {"conv1.weight.values.npy", "tensors.weight.values", "shape"}));
+  }
+  SUBCASE("spatial_bias shape that is not its input's") {
+    const fs::path d = scratch("border_shape");
+    be::write_model(d, compact_cnn_with_border_map());
+    replace_in(d / "model.json", "\"type\": \"spatial_bias\",\n      \"shape\": [4, 14, 14]",
+               "\"type\": \"spatial_bias\",\n      \"shape\": [4, 14, 13]");
+    CHECK(contains(error_of(d), {"model.json", "layers[5].shape", "(4, 14, 14)"}));
+  }
+  SUBCASE("spatial_bias map of another shape than the layer's") {
+    const fs::path d = scratch("border_map");
+    be::write_model(d, compact_cnn_with_border_map());
+    const std::vector<float> b(4 * 196, 1.0f);
+    const std::vector<std::size_t> wrong{4, 196};
+    bipq::io::write_npy<float>(d / "conv2_border.bias.npy", b, wrong);
+    CHECK(contains(error_of(d), {"conv2_border.bias.npy", "layers[5].tensors.bias.file", "shape"}));
   }
   SUBCASE("file name escaping the directory") {
     const fs::path d = fresh("escape", {});

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "bipq/adapters/eigen/layers.hpp"
+#include "bipq/adapters/eigen/layers/spatial_bias.hpp"
 #include "bipq/adapters/eigen/models.hpp"
 #include "bipq/io/directory.hpp"
 #include "bipq/io/json.hpp"
@@ -174,6 +175,9 @@ io::json layer_json(const layer<T>& l, const std::string& name) {
     e.set("type", "flatten");
   } else if (dynamic_cast<const global_avg_pool<T>*>(&l)) {
     e.set("type", "global_avg_pool");
+  } else if (const auto* s = dynamic_cast<const spatial_bias<T>*>(&l)) {
+    e.set("type", "spatial_bias");
+    e.set("shape", shape_json(s->parameters()[0].shape));
   } else {
     throw std::invalid_argument("write_model(): layer '" + name + "' has a type the model format does not know");
   }
@@ -387,6 +391,15 @@ loaded_model<T> read_model_once(const std::filesystem::path& dir) {
         m.add(name, flatten<T>());
       } else if (type == "global_avg_pool") {
         m.add(name, global_avg_pool<T>());
+      } else if (type == "spatial_bias") {
+        // Checked against the activation it is added to before the map is allocated.
+        const std::vector<std::size_t> s = r.shape_field(e, "shape", field);
+        const shape3 at = m.output_shape();
+        const std::vector<std::size_t> input{at.c, at.h, at.w};
+        if (s != input)
+          r.fail("model.json", field + ".shape", "differs from its input's [channels, height, width] " +
+                                                     io::detail::npy_shape_string(input));
+        m.add(name, spatial_bias<T>(shape3{s[0], s[1], s[2]}));
       } else {
         r.fail("model.json", field + ".type", "unknown layer type '" + type + "'");
       }
