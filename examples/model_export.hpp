@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <string>
 
+#include "bipq/adapters/eigen/compact.hpp"
 #include "bipq/adapters/eigen/model_io.hpp"
 #include "bipq/prune/common.hpp"
 #include "bipq/version.hpp"
@@ -59,7 +60,8 @@ void save_masks(const std::filesystem::path& dir, const std::string& method, con
 }
 
 /// --export DIR: the final model of `method` into DIR/<method>/ in its deployable form: unstructured masks stored
-/// sparse (indices and values); structured (filter) masks as the masked model, stored dense.
+/// sparse (indices and values); structured (filter) masks as the compact model (bipq::eigen::compact), the pruned
+/// filters physically removed, stored dense and without masks.
 template <class Options>
 void export_model(const std::filesystem::path& dir, const std::string& method, const Options& o, std::uint64_t seed,
                   const bipq::eigen::sequential& model, const bipq::prune_result<float>& r) {
@@ -70,8 +72,8 @@ void export_model(const std::filesystem::path& dir, const std::string& method, c
     opt.masked_storage = bipq::eigen::tensor_storage::sparse;
     bytes = bipq::eigen::write_model(dir / method, model, r.masks, opt);
   } else {
-    // TODO(compact): write bipq::eigen::compact(model, r.masks) instead, once it exists.
-    bytes = bipq::eigen::write_model(dir / method, model, r.masks, opt);  // dense masked model, for now
+    // The pruned filters removed: a smaller model with no masks (docs/export.md).
+    bytes = bipq::eigen::write_model(dir / method, bipq::eigen::compact(model, r.masks), {}, opt);
   }
   std::fprintf(stderr, "%s: model exported to %s (%ju bytes)\n", method.c_str(), (dir / method).c_str(),
                static_cast<std::uintmax_t>(bytes));

@@ -60,6 +60,18 @@ def load_tensor(directory, entry, field):
     return value.reshape(shape), mask.reshape(shape)
 
 
+class SpatialBias(nn.Module):
+    """bipq's spatial_bias: y = x + B, one [C, H, W] map added to every sample (what a compact model adds after a
+    convolution whose removed input channels were constant)."""
+
+    def __init__(self, shape):
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(shape))
+
+    def forward(self, x):
+        return x + self.bias
+
+
 def build(directory):
     """The torch.nn.Sequential described by model.json, masks applied, and the preprocessing."""
     with open(os.path.join(directory, "index.json")) as f:
@@ -92,6 +104,8 @@ def build(directory):
             m, flat = nn.Flatten(), True
         elif kind == "global_avg_pool":
             m = nn.AdaptiveAvgPool2d(1)
+        elif kind == "spatial_bias":
+            m = SpatialBias(tuple(layer["shape"]))
         else:
             fail(f"{field}.type: unknown layer type {kind!r}")
         with torch.no_grad():
