@@ -13,7 +13,8 @@
 // neuron / filter (row of the tensor seen row-major as [rows, size/rows]).
 //
 // Accumulated in double over |w|/max|w| when scaling matters (no overflow or underflow for large q or tiny weights),
-// in one vectorised pass for (0.5, 1) and (1, 2), combined in log space: docs/measures.md, "Numerics and speed".
+// in one vectorised pass for (0.5, 1) and (1, 2) and, for float data on AVX2, for exponents in {½, 1, …, 4}
+// (unscaled: no term can over- or underflow), combined in log space: docs/measures.md, "Numerics and speed".
 
 #include <algorithm>
 #include <cmath>
