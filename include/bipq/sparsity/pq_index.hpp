@@ -683,8 +683,8 @@ template <unsigned N2>
 /// Unscaled S_p, S_q (p = P2/2, q = Q2/2) and max|w| of float data in one AVX2 pass, the mask (none, or float)
 /// turned into a 0/1 factor per lane as the other passes do. Unscaled is exact to rounding for float data: every
 /// term |w|^e with e ≤ 4 lies in [2⁻⁵⁹⁶, 2⁵¹²], far inside double's normal range. A square root, when an exponent
-/// needs one, comes from vrsqrtps refined in double (avx2_sqrt_from_estimate), 8 lanes per estimate; a zero lane
-/// takes the estimate of FLT_MIN (the root is then exactly 0). `ok` is false when a counted entry is a subnormal
+/// needs one, comes from vsqrtpd for the low 4 lanes of each 8 and from vrsqrtps refined in double
+/// (avx2_sqrt_from_estimate) for the high 4; a zero lane takes the estimate of FLT_MIN (the root is then exactly 0). `ok` is false when a counted entry is a subnormal
 /// float (its estimate would be wrong; detected exactly) or a sum or the max is not finite (non-finite data, also a
 /// masked-out weight, or a non-finite mask entry): the caller then takes another pass.
 template <unsigned P2, unsigned Q2, class MT>
