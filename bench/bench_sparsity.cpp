@@ -1,6 +1,7 @@
 // Sparsity measures against the memory-bound reference, a plain sum of |x|.
 // Targets: on one core at n = 1e7 floats, pq_index within 2× of BM_sum_abs, for (0.5, 1) and (1, 2) and for general
-// pairs such as (1, 3) (one pass with a running scale).
+// pairs such as (1, 3) (one pass with a running scale), half-integer pairs (0.5, 1.5), (1.5, 2.5) and a pair of
+// other exponents, (0.7, 1.3).
 // Run: bench_sparsity --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
 
@@ -115,6 +116,8 @@ BENCHMARK(BM_pq_index<5, 10>)->RangeMultiplier(10)->Range(1000, 10'000'000)->Uni
 BENCHMARK(BM_pq_index<10, 20>)->RangeMultiplier(10)->Range(1000, 10'000'000)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_pq_index<10, 30>)->RangeMultiplier(10)->Range(1000, 10'000'000)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_pq_index<5, 15>)->RangeMultiplier(10)->Range(1000, 10'000'000)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_pq_index<15, 25>)->RangeMultiplier(10)->Range(1000, 10'000'000)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_pq_index<7, 13>)->RangeMultiplier(10)->Range(1000, 10'000'000)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_pq_index_masked)->RangeMultiplier(10)->Range(1000, 10'000'000)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_hoyer)->Arg(10'000'000)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_gini_index)->Arg(1'000'000)->Unit(benchmark::kMicrosecond);

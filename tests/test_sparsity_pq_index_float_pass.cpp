@@ -1,0 +1,132 @@
+// pq_index of float data for exponents in {½, 1, 1½, …, 4} (one unscaled pass; on AVX2 with FMA, square roots from
+// vsqrtpd and from a refined vrsqrtps estimate), checked against the two-pass definition in long double on data
+// with zeros, tiny entries next to large ones, a huge dynamic range, subnormal floats, all-equal data and masks.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <span>
+#include <utility>
+#include <vector>
+
+#include "bipq/detail/random.hpp"
+#include "bipq/sparsity/pq_index.hpp"
+
+namespace {
+
+/// I_{p,q} by its definition over the entries where mask != 0 (all if no mask), in long double with std::pow.
+double definition(const std::vector<float>& w, const std::vector<float>* mask, double p, double q) {
+  long double max_abs = 0;
+  std::size_t d = 0;
+  for (std::size_t i = 0; i < w.size(); ++i) {
+    if (mask && (*mask)[i] == 0.0f) continue;
+    ++d;
+    max_abs = std::max(max_abs, std::fabs(static_cast<long double>(w[i])));
+  }
+  if (max_abs == 0) return 0.0;
+  long double sp = 0, sq = 0;
+  for (std::size_t i = 0; i < w.size(); ++i) {
+    if (mask && (*mask)[i] == 0.0f) continue;
+    const long double y = std::fabs(static_cast<long double>(w[i])) / max_abs;
+    sp += std::pow(y, static_cast<long double>(p));
+    sq += std::pow(y, static_cast<long double>(q));
+  }
+  return static_cast<double>(1 - std::pow(static_cast<long double>(d), 1.0L / q - 1.0L / p) *
+                                     std::pow(sp, 1.0L / p) / std::pow(sq, 1.0L / q));
+}
+
+const std::pair<double, double> pairs[] = {{0.5, 1.5}, {1.5, 2.5}, {0.5, 2.5}, {1.0, 3.0}, {2.5, 4.0}, {0.5, 4.0}};
+
+constexpr double tolerance = 1e-13;
+
+std::vector<float> normal_weights(std::size_t n, bipq::detail::rng& g, double zero_fraction) {
+  std::vector<float> w(n);
+  for (auto& x : w) x = g.uniform() < zero_fraction ? 0.0f : static_cast<float>(g.normal());
+  return w;
+}
+
+void check_all_pairs(const std::vector<float>& w, const std::vector<float>* mask = nullptr) {
+  for (const auto& [p, q] : pairs) {
+    CAPTURE(p);
+    CAPTURE(q);
+    const double expected = definition(w, mask, p, q);
+    const double got = mask ? bipq::pq_index(w, *mask, p, q) : bipq::pq_index(w, p, q);
+    CHECK(got == doctest::Approx(expected).epsilon(tolerance).scale(1.0));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("float pass equals the definition on random data with zeros, at every length around the vector width") {
+  bipq::detail::rng g(43);
+  for (std::size_t n : {1u, 7u, 8u, 9u, 15u, 16u, 17u, 1000u, 65537u}) {
+    CAPTURE(n);
+    check_all_pairs(normal_weights(n, g, 0.3));
+  }
+}
+
+TEST_CASE("float pass: entries of 1e-30 next to 1, a dynamic range of 1e-38 to 1e38, all-equal and all-zero data") {
+  bipq::detail::rng g(47);
+  auto w = normal_weights(20000, g, 0.2);
+  for (std::size_t i = 0; i < w.size(); i += 3) w[i] *= 1e-30f;  // far below float's normal range once scaled by max
+  check_all_pairs(w);
+  std::vector<float> range(20000);
+  for (std::size_t i = 0; i < range.size(); ++i)
+    range[i] = std::pow(10.0f, -38.0f + 76.0f * static_cast<float>(i % 997) / 996.0f);  // 1e-38 … 1e38
+  check_all_pairs(range);
+  const std::vector<float> equal(10001, 0.37f);
+  for (const auto& [p, q] : pairs) CHECK(std::fabs(bipq::pq_index(equal, p, q)) <= tolerance);  // I = 0 (Theorem 1)
+  const std::vector<float> zeros(1000, 0.0f);
+  for (const auto& [p, q] : pairs) CHECK(bipq::pq_index(zeros, p, q) == 0.0);
+}
+
+TEST_CASE("float pass: subnormal floats are left to the scaled passes, and still give the definition") {
+  bipq::detail::rng g(53);
+  auto w = normal_weights(5000, g, 0.1);
+  w[77] = std::numeric_limits<float>::denorm_min();
+  w[2001] = -3 * std::numeric_limits<float>::denorm_min();
+  check_all_pairs(w);
+  std::vector<float> only_subnormal(3000, 0.0f);
+  for (std::size_t i = 0; i < only_subnormal.size(); i += 7)
+    only_subnormal[i] = static_cast<float>(1 + i % 5) * std::numeric_limits<float>::denorm_min();
+  check_all_pairs(only_subnormal);
+#ifdef BIPQ_HAS_AVX2_FMA_PASS
+  bipq::detail::power_sums<double> s;
+  CHECK_FALSE(bipq::detail::avx2_float_pass<void>(1, 3, std::span<const float>(w), nullptr, s));
+  w[77] = w[2001] = 0.5f;
+  REQUIRE(bipq::detail::avx2_float_pass<void>(1, 3, std::span<const float>(w), nullptr, s));  // the fast pass ran
+  long double sp = 0, sq = 0;
+  for (float x : w) {
+    sp += std::sqrt(std::fabs(static_cast<long double>(x)));
+    sq += std::pow(std::fabs(static_cast<long double>(x)), 1.5L);
+  }
+  CHECK(s.count == w.size());
+  CHECK(s.sum_p == doctest::Approx(static_cast<double>(sp)).epsilon(1e-15));
+  CHECK(s.sum_q == doctest::Approx(static_cast<double>(sq)).epsilon(1e-15));
+#endif
+}
+
+TEST_CASE("float pass, masked: the survivors only; non-finite masked-out weights and masks are handled") {
+  bipq::detail::rng g(59);
+  auto w = normal_weights(30011, g, 0.1);
+  std::vector<float> mask(w.size());
+  for (auto& m : mask) m = g.uniform() < 0.4 ? 0.0f : (g.uniform() < 0.5 ? 1.0f : 0.25f);
+  check_all_pairs(w, &mask);
+  for (std::size_t i = 0; i < w.size(); i += 5) w[i] *= 1e-30f;
+  check_all_pairs(w, &mask);
+  // A NaN where the mask is 0: ignored.
+  auto dropped = w;
+  dropped[100] = std::numeric_limits<float>::quiet_NaN();
+  mask[100] = 0.0f;
+  check_all_pairs(w, &mask);
+  for (const auto& [p, q] : pairs)  // the scaled passes take it: equal to rounding
+    CHECK(bipq::pq_index(dropped, mask, p, q) == doctest::Approx(bipq::pq_index(w, mask, p, q)).epsilon(tolerance).scale(1.0));
+  // A NaN survivor or mask entry: reported.
+  dropped[100] = 1.0f;
+  mask[100] = std::numeric_limits<float>::infinity();
+  CHECK_THROWS_AS((void)bipq::pq_index(dropped, mask, 0.5, 1.5), std::invalid_argument);
+  mask[100] = 1.0f;
+  dropped[100] = std::numeric_limits<float>::infinity();
+  CHECK_THROWS_AS((void)bipq::pq_index(dropped, mask, 0.5, 1.5), std::invalid_argument);
+}
