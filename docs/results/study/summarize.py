@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Summarises the BiP study: per variant and density, the mean over seeds of validation and test accuracy, the
-passes, and the paired difference to IMP (same seeds) with a 95% Student t interval.
+passes, and the paired difference to IMP (same seeds) with a 95% Student t interval; wall-time ratios are of
+runs on a shared machine (two at a time), so the passes are the cost to compare.
 
     python3 docs/results/study/summarize.py docs/results/study/runs.csv [--metric validation|test] [--seeds 0-2]
 
@@ -40,8 +41,8 @@ def main():
                 continue
             d = round(float(r["density"]), 2)
             rows.setdefault((r["variant"], d), {})[s] = r
-    print(f"| density | variant | seeds | {args.metric} accuracy (mean ± sd) | − IMP (paired, 95% CI) | passes | passes / IMP |")
-    print("|---:|---|---:|---:|---:|---:|---:|")
+    print(f"| density | variant | seeds | {args.metric} accuracy (mean ± sd) | − IMP (paired, 95% CI) | passes | passes / IMP | time / IMP |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|")
     for (variant, d) in sorted(rows, key=lambda k: (-k[1], k[0] != "imp", k[0])):
         runs = rows[(variant, d)]
         imp = rows.get(("imp", d), {})
@@ -51,6 +52,7 @@ def main():
         sd = statistics.stdev(acc) if len(acc) > 1 else float("nan")
         cell = "—"
         ratio = "—"
+        time_ratio = "—"
         if variant != "imp" and common:
             diff = [100 * (float(runs[s][key]) - float(imp[s][key])) for s in common]
             m = statistics.mean(diff)
@@ -60,7 +62,9 @@ def main():
             else:
                 cell = f"{m:+.2f}"
             ratio = f"{passes / statistics.mean(float(imp[s]['passes']) for s in common):.2f}"
-        print(f"| {d:.0%} | {variant} | {len(acc)} | {statistics.mean(acc):.2f}% ± {sd:.2f} | {cell} | {passes:.1f} | {ratio} |")
+            seconds = statistics.mean(float(runs[s]["seconds"]) for s in common)
+            time_ratio = f"{seconds / statistics.mean(float(imp[s]['seconds']) for s in common):.2f}"
+        print(f"| {d:.0%} | {variant} | {len(acc)} | {statistics.mean(acc):.2f}% ± {sd:.2f} | {cell} | {passes:.1f} | {ratio} | {time_ratio} |")
 
 
 if __name__ == "__main__":
