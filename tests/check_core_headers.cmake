@@ -1,10 +1,11 @@
 # cmake -DBIPQ_INCLUDE_DIR=<include> -P check_core_headers.cmake
 # Fails when a header of the core (include/bipq outside adapters/, problems/ and distributed/) includes anything but
 # the standard library, bipq's own core headers, POSIX (<unistd.h>, <fcntl.h>, <signal.h>, <sys/stat.h>: io/'s atomic
-# files and directories), or <zlib.h> (io/idx.hpp, under BIPQ_HAS_ZLIB).
+# files and directories), <zlib.h> (io/idx.hpp, under BIPQ_HAS_ZLIB), or the compiler's own <immintrin.h>
+# (sparsity/pq_index.hpp's AVX2 pass, under __AVX2__ and __FMA__).
 cmake_minimum_required(VERSION 3.21)
 file(GLOB_RECURSE _headers RELATIVE ${BIPQ_INCLUDE_DIR} ${BIPQ_INCLUDE_DIR}/bipq/*.hpp)
-set(_allowed_system unistd.h fcntl.h signal.h sys/stat.h zlib.h experimental/simd)
+set(_allowed_system unistd.h fcntl.h signal.h sys/stat.h zlib.h experimental/simd immintrin.h)
 set(_failures "")
 set(_count 0)
 foreach(_h IN LISTS _headers)
