@@ -473,30 +473,27 @@ std::optional<key_bracket<typename ordered_key<T>::type>> sample_bracket(const t
 }
 
 /// mask[i] = 1 where eligible and key > bracket.hi, else 0; counts those (`above`) and collects the eligible keys
-/// inside the bracket, in order. Blocks of 32: the masks and the block's "any inside" are computed without branches
-/// (vectorised), and only the few blocks with an entry inside are walked to collect it.
+/// inside the bracket, in order. Blocks of 32: the masks and a bit mask of the block's entries inside are computed
+/// without branches (vectorised); the set bits then give the entries to collect.
 template <score_kind kind, bool with_eligible, class T, class U>
 void bracket_pass(const T* x, const T* e, T* m, std::size_t n, key_bracket<U> bracket, std::size_t& above,
                   undecided_entries<T, U>& undecided) {
   constexpr std::size_t block = 32;
   std::size_t a = 0, i = 0;
   for (; i + block <= n; i += block) {
-    unsigned hits = 0;
-    for (std::size_t t = i; t < i + block; ++t) {
-      const U key = score_key<kind>(x[t]);
+    std::uint32_t hits = 0;  // bit t: entry i + t is inside the bracket
+    for (std::size_t t = 0; t < block; ++t) {
+      const U key = score_key<kind>(x[i + t]);
       bool in = true;
-      if constexpr (with_eligible) in = e[t] != T(0);
+      if constexpr (with_eligible) in = e[i + t] != T(0);
       const bool keep = in & (key > bracket.hi);
-      m[t] = keep ? T(1) : T(0);
+      m[i + t] = keep ? T(1) : T(0);
       a += keep;
-      hits |= unsigned(in & bracket.holds(key));
+      hits |= std::uint32_t(in & bracket.holds(key)) << t;
     }
-    if (hits == 0) continue;
-    for (std::size_t t = i; t < i + block; ++t) {
-      const U key = score_key<kind>(x[t]);
-      bool in = true;
-      if constexpr (with_eligible) in = e[t] != T(0);
-      if (in && bracket.holds(key)) undecided.add(key, m + t);
+    for (; hits != 0; hits &= hits - 1) {
+      const std::size_t t = i + std::size_t(std::countr_zero(hits));
+      undecided.add(score_key<kind>(x[t]), m + t);
     }
   }
   for (; i < n; ++i) {
