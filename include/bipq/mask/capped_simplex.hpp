@@ -375,7 +375,8 @@ bracket_census take_bracket_census(std::span<const T> v, const bracket_classes<T
 }
 
 /// Copies the open entries of v for the bracket of `cls`, in order, to `to` (room for v.size()); returns how many.
-/// The open flags of a block are computed vectorised, then a branch-free loop compacts the block.
+/// The open flags of a vector are computed vectorised; the few vectors with an open entry are compacted by a
+/// branch-free loop.
 template <class T>
 std::size_t compact_open(std::span<const T> v, const bracket_classes<T>& cls, T* to) {
   const T* x = v.data();
@@ -385,21 +386,22 @@ std::size_t compact_open(std::span<const T> v, const bracket_classes<T>& cls, T*
   using L = simplex_lanes<T>;
   using V = typename L::value;
   using M = typename L::mask;
-  constexpr std::size_t lanes = L::size, block = 256;
-  using flag_t = std::remove_cvref_t<decltype(M{}[0])>;
-  flag_t flags[block];
-  for (; i + block <= n; i += block) {
-    for (std::size_t b = 0; b < block; b += lanes) {
-      V y;
-      std::memcpy(&y, x + i + b, sizeof(V));
-      const M closed = (y >= cls.one_at_least) | (y <= cls.zero_at_most) |
-                       ((y >= cls.linear_from) & (y <= cls.linear_to));
-      const M open = (~closed) & 1;
-      std::memcpy(flags + b, &open, sizeof(M));
-    }
-    for (std::size_t b = 0; b < block; ++b) {
+  constexpr std::size_t lanes = L::size;
+  static_assert(sizeof(M) % sizeof(std::uint64_t) == 0);
+  for (; i + lanes <= n; i += lanes) {
+    V y;
+    std::memcpy(&y, x + i, sizeof(V));
+    const M closed = (y >= cls.one_at_least) | (y <= cls.zero_at_most) |
+                     ((y >= cls.linear_from) & (y <= cls.linear_to));
+    const M open = (~closed) & 1;
+    std::uint64_t words[sizeof(M) / sizeof(std::uint64_t)];
+    std::memcpy(words, &open, sizeof(M));
+    std::uint64_t any = 0;
+    for (std::uint64_t w : words) any |= w;
+    if (any == 0) continue;  // most vectors: every entry decided
+    for (std::size_t b = 0; b < lanes; ++b) {
       to[kept] = x[i + b];
-      kept += std::size_t(flags[b]);
+      kept += std::size_t(open[b]);
     }
   }
 #endif
