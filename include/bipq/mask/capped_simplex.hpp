@@ -309,9 +309,11 @@ struct simplex_lanes<double> {
 };
 #endif
 
-/// One pass: the census of v for the bracket of `cls` (float or double).
+/// One pass: the census of v for the bracket of `cls` (float or double), and the open entries copied, in order, to
+/// `open_to` (room for v.size()); census.open is how many. The classes and counts are computed vectorised; the few
+/// vectors with an open entry are compacted by a branch-free loop.
 template <class T>
-bracket_census take_bracket_census(std::span<const T> v, const bracket_classes<T>& cls) {
+bracket_census take_bracket_census(std::span<const T> v, const bracket_classes<T>& cls, T* open_to) {
   bracket_census out;
   const T* x = v.data();
   const std::size_t n = v.size();
@@ -327,7 +329,7 @@ bracket_census take_bracket_census(std::span<const T> v, const bracket_classes<T
   M bad = {};
   // Lane counts per block of at most 2^24 vectors, so that they cannot wrap.
   while (i + lanes <= n) {
-    M ones = {}, frees = {}, opens = {};
+    M ones = {}, frees = {};
     const std::size_t end = i + std::min<std::size_t>((n - i) / lanes, std::size_t(1) << 24) * lanes;
     for (; i < end; i += lanes) {
       V y;
@@ -336,10 +338,20 @@ bracket_census take_bracket_census(std::span<const T> v, const bracket_classes<T
       std::memcpy(&bits, &y, sizeof(V));
       const M one = y >= cls.one_at_least, zero = y <= cls.zero_at_most;
       const M linear = (y >= cls.linear_from) & (y <= cls.linear_to);
+      const M open = ~(one | zero | linear);
       ones -= one;
       frees -= linear;
-      opens -= ~(one | zero | linear);
       bad |= (bits & magnitude) >= exponent;
+      std::uint64_t words[sizeof(M) / sizeof(std::uint64_t)];
+      std::memcpy(words, &open, sizeof(M));
+      std::uint64_t any = 0;
+      for (std::uint64_t w : words) any |= w;
+      if (any != 0) {  // most vectors have none open
+        for (std::size_t b = 0; b < lanes; ++b) {
+          open_to[out.open] = x[i + b];
+          out.open += std::size_t(open[b] & 1);
+        }
+      }
       const M kept = bits & linear;  // y where linear, +0 elsewhere
       if constexpr (std::is_same_v<T, float>) {
         typename L::half low, high;
@@ -356,7 +368,6 @@ bracket_census take_bracket_census(std::span<const T> v, const bracket_classes<T
     for (std::size_t j = 0; j < lanes; ++j) {
       out.ones += std::size_t(ones[j]);
       out.frees += std::size_t(frees[j]);
-      out.open += std::size_t(opens[j]);
     }
   }
   for (std::size_t j = 0; j < sizeof(W) / sizeof(double); ++j) out.sum_free += sum[0][j] + sum[1][j];
@@ -367,6 +378,7 @@ bracket_census take_bracket_census(std::span<const T> v, const bracket_classes<T
     const bool one = cls.one(y), zero = cls.zero(y), linear = cls.linear(y);
     out.ones += one;
     out.frees += linear;
+    open_to[out.open] = y;
     out.open += !(one || zero || linear);
     if (linear) out.sum_free += double(y);
     out.finite = out.finite && std::isfinite(y);
@@ -374,51 +386,13 @@ bracket_census take_bracket_census(std::span<const T> v, const bracket_classes<T
   return out;
 }
 
-/// Copies the open entries of v for the bracket of `cls`, in order, to `to` (room for v.size()); returns how many.
-/// The open flags of a vector are computed vectorised; the few vectors with an open entry are compacted by a
-/// branch-free loop.
-template <class T>
-std::size_t compact_open(std::span<const T> v, const bracket_classes<T>& cls, T* to) {
-  const T* x = v.data();
-  const std::size_t n = v.size();
-  std::size_t kept = 0, i = 0;
-#if defined(__GNUC__)
-  using L = simplex_lanes<T>;
-  using V = typename L::value;
-  using M = typename L::mask;
-  constexpr std::size_t lanes = L::size;
-  static_assert(sizeof(M) % sizeof(std::uint64_t) == 0);
-  for (; i + lanes <= n; i += lanes) {
-    V y;
-    std::memcpy(&y, x + i, sizeof(V));
-    const M closed = (y >= cls.one_at_least) | (y <= cls.zero_at_most) |
-                     ((y >= cls.linear_from) & (y <= cls.linear_to));
-    const M open = (~closed) & 1;
-    std::uint64_t words[sizeof(M) / sizeof(std::uint64_t)];
-    std::memcpy(words, &open, sizeof(M));
-    std::uint64_t any = 0;
-    for (std::uint64_t w : words) any |= w;
-    if (any == 0) continue;  // most vectors: every entry decided
-    for (std::size_t b = 0; b < lanes; ++b) {
-      to[kept] = x[i + b];
-      kept += std::size_t(open[b]);
-    }
-  }
-#endif
-  for (; i < n; ++i) {
-    to[kept] = x[i];
-    kept += cls.open(x[i]);
-  }
-  return kept;
-}
-
 /// Below this size the sampled bracket costs more than it saves.
 inline constexpr std::size_t simplex_bracket_min_size = std::size_t(1) << 15;
 
 /// Large inputs (float or double, 0 < k < n): a strided sample of v (Floyd & Rivest 1975) gives λ_s, the root of
 /// the sampled f, and a bracket (lo, hi) of λ at ±4 standard deviations of the sampled f around k. One vectorised
-/// pass checks finiteness and counts the entries at 1, linear and open on the bracket; a second compacts the open
-/// ones (a few percent) into scratch, on which f(lo), f(hi) are evaluated and the breakpoint search finishes. Returns
+/// pass checks finiteness, counts the entries at 1 and linear on the bracket and compacts the open ones (a few
+/// percent) into scratch, on which f(lo), f(hi) are evaluated and the breakpoint search finishes. Returns
 /// false (nothing decided, only scratch written) if the sample cannot tell, or the bracket missed the root; the
 /// caller then runs the search over all of v, from the narrower interval `fallback` when the bracket ruled out a side.
 template <class T>
@@ -462,10 +436,10 @@ bool lambda_by_bracket(std::span<const T> v, double k, simplex_constraint c, std
   if (!(lo <= hi) || !std::isfinite(lo) || !std::isfinite(hi)) return false;
 
   const bracket_classes<T> cls(lo, hi);
-  const bracket_census census = take_bracket_census<T>(v, cls);
-  if (!census.finite) return false;
   T* open_data = scratch.data();
-  const std::size_t open = compact_open<T>(v, cls, open_data);
+  const bracket_census census = take_bracket_census<T>(v, cls, open_data);
+  if (!census.finite) return false;
+  const std::size_t open = census.open;
   simplex_interval bracket;
   bracket.lo = lo;
   bracket.hi = hi;
