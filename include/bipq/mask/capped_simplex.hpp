@@ -274,7 +274,6 @@ struct bracket_classes {
   bool zero(T y) const noexcept { return y <= zero_at_most; }
   bool one(T y) const noexcept { return y >= one_at_least; }
   bool linear(T y) const noexcept { return (y >= linear_from) & (y <= linear_to); }
-  bool open(T y) const noexcept { return !(zero(y) || one(y) || linear(y)); }
 };
 
 /// The census of v for a bracket: finiteness, the entries at 1 and linear on it (count, Σ v_i), the open ones.
