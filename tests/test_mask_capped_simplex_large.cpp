@@ -150,9 +150,54 @@ TEST_CASE_TEMPLATE("a strided sample that misrepresents v: the bracket misses, t
       std::vector<T> scratch(n);
       double lambda = 0.0;
       bipq::detail::simplex_interval fallback;
+      bipq::detail::range_seen range{};
       CAPTURE(k);
-      CHECK_FALSE(bipq::detail::lambda_by_bracket<T>(v, k, c, scratch, lambda, fallback));
+      CHECK_FALSE(bipq::detail::lambda_by_bracket<T>(v, k, c, scratch, lambda, fallback, range));
+      CHECK(range == bipq::detail::range_seen::moderate);
       check_large(v, k, c);
+    }
+  }
+}
+
+TEST_CASE_TEMPLATE("one entry beyond 2^40 read by the bracket's census, sampled or not: the exact search runs", T,
+                   float, double) {
+  // The census pass checks the range the fast search needs (|v_i| ≤ 2^40); an entry beyond it that the strided
+  // sample misses must still send the call to the exact search, and one the sample holds stops the bracket before
+  // the census (the caller then reads the range itself).
+  using bipq::detail::range_seen;
+  const std::size_t n = std::size_t(1) << 17;
+  const std::size_t stride = n / std::min<std::size_t>(32768, n / 16);
+  std::mt19937_64 rng(5);
+  const auto base = make<T>(n, rng, 0);
+  for (const std::size_t at : {std::size_t(7777), 100 * stride + stride / 2}) {  // unsampled, sampled
+    const bool sampled = at % stride == stride / 2;
+    for (const double big : {0x1p41, -3e12, 0x1p40}) {
+      auto v = base;
+      v[at] = T(big);
+      for (double k : {100.0, 0.3 * double(n)}) {
+        for (auto c : {simplex_constraint::at_most, simplex_constraint::equal}) {
+          CAPTURE(at);
+          CAPTURE(big);
+          CAPTURE(k);
+          CAPTURE(int(c));
+          std::vector<T> scratch(n);
+          double lambda = 0.0;
+          bipq::detail::simplex_interval fallback;
+          range_seen range{};
+          const bool solved = bipq::detail::lambda_by_bracket<T>(v, k, c, scratch, lambda, fallback, range);
+          if (std::abs(big) > 0x1p40) {  // 2^40 itself is still moderate
+            CHECK_FALSE(solved);
+            CHECK(range == (sampled ? range_seen::unread : range_seen::wide));
+          } else {
+            CHECK(range == range_seen::moderate);
+          }
+          check_large(v, k, c);
+          // The projection: v_i − λ clipped, the large entry at 1 (k < n − 1 leaves λ far below it) or at 0.
+          std::vector<T> m(n);
+          bipq::capped_simplex_projection<T>(v, k, m, c);
+          CHECK(m[at] == (big > 0 ? T(1) : T(0)));
+        }
+      }
     }
   }
 }

@@ -7,7 +7,7 @@
 // m_i = clip(v_i − λ, 0, 1) with the multiplier λ of the sum constraint chosen so that f(λ) = Σ clip(v_i − λ, 0, 1)
 // meets it: for at_most, λ = 0 if f(0) ≤ k, otherwise the λ > 0 with f(λ) = k; for equal, any real λ with f(λ) = k.
 // λ is found exactly, in O(n) in practice and without a full sort, by a sampled search over the breakpoints of f
-// (capped_simplex_lambda below; docs/masks.md, "Capped-simplex projection").
+// (capped_simplex_solve below; docs/masks.md, "Capped-simplex projection").
 //
 // Large inputs: near 1e16 the doubles are 2 apart, so v_i − λ computed directly is off by as much as the whole box
 // [0, 1] (and at DBL_MAX the sums of the search overflow). The projection only depends on v − λ, so when |λ| is
@@ -276,11 +276,12 @@ struct bracket_classes {
   bool linear(T y) const noexcept { return (y >= linear_from) & (y <= linear_to); }
 };
 
-/// The census of v for a bracket: finiteness, the entries at 1 and linear on it (count, Σ v_i), the open ones.
+/// The census of v for a bracket: whether every |v_i| ≤ 2^40 (finite, and in the range where the fast search is
+/// exact), the entries at 1 and linear on it (count, Σ v_i), the open ones.
 struct bracket_census {
   std::size_t ones = 0, frees = 0, open = 0;
   double sum_free = 0.0;
-  bool finite = true;
+  bool moderate = true;
 };
 
 #if defined(__GNUC__)
@@ -296,7 +297,7 @@ struct simplex_lanes<float> {
   typedef float half __attribute__((vector_size(16)));
   typedef double wide __attribute__((vector_size(32)));  // one half, converted
   static constexpr std::size_t size = 8;
-  static constexpr std::int32_t magnitude = 0x7fffffff, exponent = 0x7f800000;
+  static constexpr std::int32_t magnitude = 0x7fffffff, bound = std::int32_t(127 + 40) << 23;  // bits of 2^40
 };
 template <>
 struct simplex_lanes<double> {
@@ -304,7 +305,7 @@ struct simplex_lanes<double> {
   typedef std::int64_t mask __attribute__((vector_size(32)));
   typedef double wide __attribute__((vector_size(32)));
   static constexpr std::size_t size = 4;
-  static constexpr std::int64_t magnitude = 0x7fffffffffffffffll, exponent = 0x7ff0000000000000ll;
+  static constexpr std::int64_t magnitude = 0x7fffffffffffffffll, bound = std::int64_t(1023 + 40) << 52;
 };
 #endif
 
@@ -323,7 +324,7 @@ bracket_census take_bracket_census(std::span<const T> v, const bracket_classes<T
   using M = typename L::mask;
   using W = typename L::wide;
   constexpr std::size_t lanes = L::size;
-  const M magnitude = M{} + L::magnitude, exponent = M{} + L::exponent;
+  const M magnitude = M{} + L::magnitude, bound = M{} + L::bound;
   W sum[2] = {};
   M bad = {};
   // Lane counts per block of at most 2^24 vectors, so that they cannot wrap.
@@ -340,7 +341,7 @@ bracket_census take_bracket_census(std::span<const T> v, const bracket_classes<T
       const M open = ~(one | zero | linear);
       ones -= one;
       frees -= linear;
-      bad |= (bits & magnitude) >= exponent;
+      bad |= (bits & magnitude) > bound;  // |y| > 2^40, Inf or NaN
       std::uint64_t words[sizeof(M) / sizeof(std::uint64_t)];
       std::memcpy(words, &open, sizeof(M));
       std::uint64_t any = 0;
@@ -370,7 +371,7 @@ bracket_census take_bracket_census(std::span<const T> v, const bracket_classes<T
     }
   }
   for (std::size_t j = 0; j < sizeof(W) / sizeof(double); ++j) out.sum_free += sum[0][j] + sum[1][j];
-  for (std::size_t j = 0; j < lanes; ++j) out.finite = out.finite && bad[j] == 0;
+  for (std::size_t j = 0; j < lanes; ++j) out.moderate = out.moderate && bad[j] == 0;
 #endif
   for (; i < n; ++i) {
     const T y = x[i];
@@ -380,30 +381,54 @@ bracket_census take_bracket_census(std::span<const T> v, const bracket_classes<T
     open_to[out.open] = y;
     out.open += !(one || zero || linear);
     if (linear) out.sum_free += double(y);
-    out.finite = out.finite && std::isfinite(y);
+    out.moderate = out.moderate && std::abs(double(y)) <= 0x1p40;
   }
   return out;
+}
+
+/// True if every |x_i| ≤ 2^40 (false for NaN and Inf); branch-free on the bits for float and double, so that it
+/// vectorises.
+template <class T>
+bool all_within_2_40(const T* x, std::size_t n) {
+  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
+    using U = std::conditional_t<std::is_same_v<T, float>, std::uint32_t, std::uint64_t>;
+    constexpr U magnitude = std::numeric_limits<U>::max() >> 1;
+    constexpr U bound = std::is_same_v<T, float> ? U(127 + 40) << 23 : U(1023 + 40) << 52;  // the bits of 2^40
+    U bad = 0;
+    for (std::size_t i = 0; i < n; ++i) bad |= U((std::bit_cast<U>(x[i]) & magnitude) > bound);
+    return bad == 0;
+  } else {
+    for (std::size_t i = 0; i < n; ++i)
+      if (!(std::abs(double(x[i])) <= 0x1p40)) return false;
+    return true;
+  }
 }
 
 /// Below this size the sampled bracket costs more than it saves.
 inline constexpr std::size_t simplex_bracket_min_size = std::size_t(1) << 15;
 
+/// What a pass over v learned of its range: nothing (not read), every |v_i| ≤ 2^40, or not (an entry beyond, Inf
+/// or NaN).
+enum class range_seen { unread, moderate, wide };
+
 /// Large inputs (float or double, 0 < k < n): a strided sample of v (Floyd & Rivest 1975) gives λ_s, the root of
 /// the sampled f, and a bracket (lo, hi) of λ at ±4 standard deviations of the sampled f around k. One vectorised
-/// pass checks finiteness, counts the entries at 1 and linear on the bracket and compacts the open ones (a few
-/// percent) into scratch, on which f(lo), f(hi) are evaluated and the breakpoint search finishes. Returns
-/// false (nothing decided, only scratch written) if the sample cannot tell, or the bracket missed the root; the
-/// caller then runs the search over all of v, from the narrower interval `fallback` when the bracket ruled out a side.
+/// pass checks that every |v_i| ≤ 2^40 (`range`), counts the entries at 1 and linear on the bracket and compacts
+/// the open ones (a few percent) into scratch, on which f(lo), f(hi) are evaluated and the breakpoint search
+/// finishes. Returns false (nothing decided, only scratch written) if the sample cannot tell, v is not moderate, or
+/// the bracket missed the root; the caller then runs the search over all of v, from the narrower interval `fallback`
+/// when the bracket ruled out a side.
 template <class T>
 bool lambda_by_bracket(std::span<const T> v, double k, simplex_constraint c, std::span<T> scratch, double& lambda,
-                       simplex_interval& fallback) {
+                       simplex_interval& fallback, range_seen& range) {
+  range = range_seen::unread;
   const std::size_t n = v.size();
   const std::size_t target = std::min<std::size_t>(32768, n / 16);
   const std::size_t stride = n / target;
   std::vector<T> sample, sample_scratch;
   sample.reserve(n / stride + 1);
   for (std::size_t i = stride / 2; i < n; i += stride) sample.push_back(v[i]);
-  if (!all_finite(sample.data(), sample.size())) return false;  // the full search reports the first bad entry
+  if (!all_within_2_40(sample.data(), sample.size())) return false;  // the caller checks v (and names a bad entry)
   const std::size_t s = sample.size();
   sample_scratch.resize(s);
   const double ks = k * double(s) / double(n);
@@ -437,7 +462,8 @@ bool lambda_by_bracket(std::span<const T> v, double k, simplex_constraint c, std
   const bracket_classes<T> cls(lo, hi);
   T* open_data = scratch.data();
   const bracket_census census = take_bracket_census<T>(v, cls, open_data);
-  if (!census.finite) return false;
+  range = census.moderate ? range_seen::moderate : range_seen::wide;
+  if (!census.moderate) return false;
   const std::size_t open = census.open;
   simplex_interval bracket;
   bracket.lo = lo;
@@ -476,21 +502,6 @@ bool lambda_by_bracket(std::span<const T> v, double k, simplex_constraint c, std
   return true;
 }
 
-/// λ of the projection, using `scratch` (size ≥ v.size(), may not overlap v) as working storage.
-template <class T>
-double capped_simplex_lambda(std::span<const T> v, double k, simplex_constraint c, std::span<T> scratch,
-                             const char* func) {
-  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
-    if (v.size() >= simplex_bracket_min_size && k > 0.0 && k < double(v.size())) {
-      double lambda = 0.0;
-      simplex_interval fallback;
-      if (lambda_by_bracket<T>(v, k, c, scratch, lambda, fallback)) return lambda;
-      return lambda_by_search<T>(v, k, c, scratch, func, fallback.lo, fallback.hi);
-    }
-  }
-  return lambda_by_search<T>(v, k, c, scratch, func);
-}
-
 /// The multiplier of the projection as shift + lambda (see the top of this header): shift = 0 and lambda = λ when
 /// |λ| ≤ 1024, where v_i − λ loses at most 2^-42; otherwise shift is an entry of v next to λ and |lambda| ≤ 1
 /// (except in a flat piece of f far from every entry, where any λ gives the same projection).
@@ -498,24 +509,6 @@ struct capped_simplex_multiplier {
   double shift = 0.0;
   double lambda = 0.0;
 };
-
-/// True if every |x_i| ≤ 2^40 (false for NaN and Inf); branch-free on the bits for float and double, so that it
-/// vectorises.
-template <class T>
-bool all_within_2_40(const T* x, std::size_t n) {
-  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
-    using U = std::conditional_t<std::is_same_v<T, float>, std::uint32_t, std::uint64_t>;
-    constexpr U magnitude = std::numeric_limits<U>::max() >> 1;
-    constexpr U bound = std::is_same_v<T, float> ? U(127 + 40) << 23 : U(1023 + 40) << 52;  // the bits of 2^40
-    U bad = 0;
-    for (std::size_t i = 0; i < n; ++i) bad |= U((std::bit_cast<U>(x[i]) & magnitude) > bound);
-    return bad == 0;
-  } else {
-    for (std::size_t i = 0; i < n; ++i)
-      if (!(std::abs(double(x[i])) <= 0x1p40)) return false;
-    return true;
-  }
-}
 
 /// The multiplier of the projection of v (finite v checked here, naming `func`); `scratch` as for
 /// capped_simplex_lambda.
@@ -525,12 +518,22 @@ capped_simplex_multiplier capped_simplex_solve(std::span<const T> v, double k, s
   // The fast search works on v in place: exact when |v_i| ≤ 2^40 (no sum can overflow, v_i − 1 loses at most 2^-12)
   // and the λ it finds is at most 1024 in magnitude (v_i − λ then loses at most 2^-42). Otherwise (rare: scores or
   // weights are small in practice) the exact O(n log n) search below. NaN and Inf throw.
+  // Large float or double inputs try the sampled bracket first, whose census also reads the range; the range check
+  // must come before the search over all of v, which is exact only for moderate entries.
   constexpr double exact_range = 1024.0;
   const std::size_t n = v.size();
-  const bool moderate = all_within_2_40(v.data(), n);
-  if (!moderate) require_finite(v, func, "v");
-  if (moderate) {
-    const double lambda = capped_simplex_lambda<T>(v, k, c, scratch, func);
+  range_seen range = range_seen::unread;
+  double lambda = 0.0;
+  bool solved = false;
+  simplex_interval fallback;
+  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
+    if (n >= simplex_bracket_min_size && k > 0.0 && k < double(n))
+      solved = lambda_by_bracket<T>(v, k, c, scratch, lambda, fallback, range);
+  }
+  if (range == range_seen::unread) range = all_within_2_40(v.data(), n) ? range_seen::moderate : range_seen::wide;
+  if (range == range_seen::wide) require_finite(v, func, "v");
+  if (range == range_seen::moderate) {
+    if (!solved) lambda = lambda_by_search<T>(v, k, c, scratch, func, fallback.lo, fallback.hi);
     if (std::abs(lambda) <= exact_range) return {0.0, lambda};
   }
   if (c == simplex_constraint::at_most) {
