@@ -360,21 +360,26 @@ inline constexpr auto left_pack_indices = [] {
   return table;
 }();
 
-/// Appends the lanes of y that `open` selects to dst (8 floats are written: dst needs room for them, the ones past
-/// the selected count are scratch); returns how many were selected.
-[[gnu::always_inline]] inline std::size_t append_selected(float* dst, __m256 y, __m256 open) {
-  const unsigned bits = unsigned(_mm256_movemask_ps(open));
-  const __m256i idx = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(left_pack_indices[bits])));
-  _mm256_storeu_ps(dst, _mm256_permutevar8x32_ps(y, idx));
-  return std::size_t(std::popcount(bits));
-}
-/// The same for 4 doubles (each lane two float slots of the permutation).
-[[gnu::always_inline]] inline std::size_t append_selected(double* dst, __m256d y, __m256d open) {
-  const unsigned bits = unsigned(_mm256_movemask_pd(open));
-  unsigned pairs = 0;  // lane j selected → float slots 2j and 2j + 1
-  for (unsigned lane = 0; lane < 4; ++lane) pairs |= ((bits >> lane) & 1u) * (3u << (2 * lane));
-  const __m256i idx = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(left_pack_indices[pairs])));
-  _mm256_storeu_pd(dst, _mm256_castps_pd(_mm256_permutevar8x32_ps(_mm256_castpd_ps(y), idx)));
+/// Appends the lanes of y that `open` selects to dst (a whole vector is written: dst needs room for it, the lanes
+/// past the selected count are scratch); returns how many were selected. Doubles move as pairs of float slots.
+template <class T>
+[[gnu::always_inline]] inline std::size_t append_selected(T* dst, const typename simplex_lanes<T>::value& y,
+                                                          const typename simplex_lanes<T>::mask& open) {
+  __m256 y_reg, open_reg;
+  std::memcpy(&y_reg, &y, sizeof(y_reg));
+  std::memcpy(&open_reg, &open, sizeof(open_reg));
+  unsigned bits, slots;
+  if constexpr (std::is_same_v<T, float>) {
+    bits = unsigned(_mm256_movemask_ps(open_reg));
+    slots = bits;
+  } else {
+    bits = unsigned(_mm256_movemask_pd(_mm256_castps_pd(open_reg)));
+    slots = 0;  // lane j selected → float slots 2j and 2j + 1
+    for (unsigned lane = 0; lane < 4; ++lane) slots |= ((bits >> lane) & 1u) * (3u << (2 * lane));
+  }
+  const __m256i idx = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(left_pack_indices[slots])));
+  const __m256 packed = _mm256_permutevar8x32_ps(y_reg, idx);
+  std::memcpy(dst, &packed, sizeof(packed));
   return std::size_t(std::popcount(bits));
 }
 #endif
@@ -417,17 +422,7 @@ bracket_census take_bracket_census(std::span<const T> v, const bracket_classes<T
       bad |= (bits & magnitude) > bound;  // |y| > 2^40, Inf or NaN
 #if defined(__AVX2__)
       // Branch-free: a few percent of the entries are open, but a sixth of the vectors hold one.
-      if constexpr (std::is_same_v<T, float>) {
-        __m256 y_reg, open_reg;
-        std::memcpy(&y_reg, &y, sizeof(V));
-        std::memcpy(&open_reg, &open, sizeof(V));
-        out.open += append_selected(open_to + out.open, y_reg, open_reg);
-      } else {
-        __m256d y_reg, open_reg;
-        std::memcpy(&y_reg, &y, sizeof(V));
-        std::memcpy(&open_reg, &open, sizeof(V));
-        out.open += append_selected(open_to + out.open, y_reg, open_reg);
-      }
+      out.open += append_selected<T>(open_to + out.open, y, open);
 #else
       std::uint64_t words[sizeof(M) / sizeof(std::uint64_t)];
       std::memcpy(words, &open, sizeof(M));
@@ -593,8 +588,8 @@ struct capped_simplex_multiplier {
   double lambda = 0.0;
 };
 
-/// The multiplier of the projection of v (finite v checked here, naming `func`); `scratch` as for
-/// capped_simplex_lambda.
+/// The multiplier of the projection of v (finite v checked here, naming `func`); `scratch` (size ≥ v.size(), may
+/// not overlap v) is working storage.
 template <class T>
 capped_simplex_multiplier capped_simplex_solve(std::span<const T> v, double k, simplex_constraint c,
                                                std::span<T> scratch, const char* func) {
