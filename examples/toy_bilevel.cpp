@@ -13,8 +13,10 @@
 //                           none over γ and the number of lower steps).
 //   --study tune         the baselines' steps and λ constant, chosen on seeds 1000–1049;
 //   --study tune-bip     variants of BiP's best mode (slower upper steps), on seeds 1000–1029.
+//   --study failures     each method's failures at n = 150 and 200 split into optimisation failures (the planted
+//                           support fits the data better than the found one) and statistical ones.
 //
-// Usage: toy_bilevel [--study ig|phase|second-term|tune|tune-bip|all] [--seeds N] [--samples 100,125,...] [--threads T]
+// Usage: toy_bilevel [--study ig|phase|second-term|tune|tune-bip|failures|all] [--seeds N] [--samples 100,125,...] [--threads T]
 //                    [--csv FILE] [--study-seeds M]
 // Results depend on the seed only, not on the number of threads.
 
@@ -216,7 +218,13 @@ struct outcome {
   std::size_t hits = 0;
   bool exact = false;
   double seconds = 0.0;
+  double residual = 0.0;  ///< ‖b − A x‖² with x the least squares on the found support
 };
+
+/// ‖b − A x‖² with x = least squares on `support`.
+double support_residual(const recovery_case& c, const std::vector<std::size_t>& support) {
+  return (c.inst.b - c.a * bipq::least_squares_on_support(c.a, c.inst.b, support)).squaredNorm();
+}
 
 /// outcomes[method][sample index][seed]: every method on every (n, seed), on `threads` threads.
 std::vector<std::vector<std::vector<outcome>>> run_recovery(const std::vector<recovery_method>& methods,
@@ -241,7 +249,8 @@ std::vector<std::vector<std::vector<outcome>>> run_recovery(const std::vector<re
       const auto t = clock_type::now();
       const std::vector<std::size_t> found = methods[mi].run(c, problem, seed);
       const auto [hits, exact] = score_support(found, c.inst.support);
-      out[mi][ni][s] = {hits, exact, seconds_since(t)};
+      const double seconds = seconds_since(t);
+      out[mi][ni][s] = {hits, exact, seconds, support_residual(c, found)};
     }
   });
   return out;
@@ -487,6 +496,45 @@ void tune_anneal_study(std::size_t threads) {
   print_counts(methods, samples, run_recovery(methods, samples, 1000, 30, threads));
 }
 
+/// Why the methods fail near the transition: each failure at n = 150 and 200 (seeds 0–99) is an optimisation failure
+/// when the planted support fits the training data better than the found one (‖b − A x_S‖² with least squares on
+/// each support), and a statistical one otherwise (no exact solver of min ‖Ax − b‖ s.t. ‖x‖₀ ≤ k would recover it).
+void failures_study(std::size_t seeds, std::size_t threads) {
+  const std::vector<std::size_t> samples{150, 200};
+  std::vector<recovery_method> methods;
+  for (const auto& m : phase_methods())
+    if (m.key != "magnitude" && m.key != "bip_paper") methods.push_back(m);
+  const auto out = run_recovery(methods, samples, 0, seeds, threads);
+  std::vector<std::vector<double>> planted(samples.size(), std::vector<double>(seeds));
+  parallel_for(samples.size() * seeds, threads, [&](std::size_t task) {
+    const recovery_case c(samples[task / seeds], task % seeds);
+    planted[task / seeds][task % seeds] = support_residual(c, c.inst.support);
+  });
+  std::printf("## Failures near the transition, seeds 0-%zu: exact / failed with the planted support fitting better "
+              "(optimisation) / failed with the found support fitting at least as well (statistical)\n\n",
+              seeds - 1);
+  std::printf("| method |");
+  for (std::size_t n : samples) std::printf(" n = %zu: exact / optimisation / statistical |", n);
+  std::printf("\n|---|");
+  for (std::size_t i = 0; i < samples.size(); ++i) std::printf("---:|");
+  std::printf("\n");
+  for (std::size_t mi = 0; mi < methods.size(); ++mi) {
+    std::printf("| %s |", methods[mi].name.c_str());
+    for (std::size_t ni = 0; ni < samples.size(); ++ni) {
+      std::size_t exact = 0, optimisation = 0, statistical = 0;
+      for (std::size_t s = 0; s < seeds; ++s) {
+        const outcome& o = out[mi][ni][s];
+        if (o.exact) ++exact;
+        else if (o.residual > planted[ni][s]) ++optimisation;
+        else ++statistical;
+      }
+      std::printf(" %zu / %zu / %zu |", exact, optimisation, statistical);
+    }
+    std::printf("\n");
+  }
+  std::printf("\n");
+}
+
 void tune_study(std::size_t threads) {
   const std::vector<std::size_t> samples{150, 200, 250};
   const std::uint64_t first = 1000;
@@ -624,7 +672,7 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
     if (flag == "--help" || flag == "-h") {
-      std::printf("usage: toy_bilevel [--study ig|phase|second-term|tune|tune-bip|all] [--seeds N] [--samples 100,...]\n"
+      std::printf("usage: toy_bilevel [--study ig|phase|second-term|tune|tune-bip|failures|all] [--seeds N] [--samples 100,...]\n"
                   "                   [--threads T] [--csv FILE] [--study-seeds M]\n");
       return 0;
     }
@@ -639,7 +687,7 @@ int main(int argc, char** argv) {
     else examples::fail(program, "unknown option " + flag);
   }
   if (seeds == 0 || threads == 0) examples::fail(program, "--seeds and --threads must be >= 1");
-  if (study != "ig" && study != "phase" && study != "second-term" && study != "tune" && study != "tune-bip" && study != "tune-weights" && study != "tune-anneal" &&
+  if (study != "ig" && study != "phase" && study != "second-term" && study != "tune" && study != "tune-bip" && study != "tune-weights" && study != "tune-anneal" && study != "failures" &&
       study != "all")
     examples::fail(program, "unknown study '" + study + "'");
   if (study == "ig" || study == "all") {
@@ -652,5 +700,6 @@ int main(int argc, char** argv) {
   if (study == "tune-bip") tune_bip_study(threads);
   if (study == "tune-weights") tune_weights_study(threads);
   if (study == "tune-anneal") tune_anneal_study(threads);
+  if (study == "failures") failures_study(seeds, threads);
   return 0;
 }
