@@ -281,6 +281,13 @@ struct bracket_classes {
   bool linear(T y) const noexcept { return (y >= linear_from) & (y <= linear_to); }
 };
 
+/// 2^40, the range of |v_i| in which the fast search is exact (capped_simplex_solve). Its bit pattern in T: |x| ≤ 2^40
+/// exactly when (bits(x) & 0x7f…f) ≤ that pattern, which also rejects NaN and Inf (an integer comparison, so the
+/// passes test it branch-free).
+inline constexpr double moderate_limit = 0x1p40;
+template <class T, class U>
+inline constexpr U moderate_limit_bits = std::bit_cast<U>(static_cast<T>(moderate_limit));
+
 /// The census of v for a bracket: whether every |v_i| ≤ 2^40 (finite, and in the range where the fast search is
 /// exact), the entries at 1 and linear on it (count, Σ v_i), the open ones.
 struct bracket_census {
@@ -303,7 +310,7 @@ struct simplex_lanes<float> {
   typedef std::int32_t mask __attribute__((vector_size(32)));
   typedef double wide __attribute__((vector_size(64)));
   static constexpr std::size_t size = 8;
-  static constexpr std::int32_t magnitude = 0x7fffffff, bound = std::int32_t(127 + 40) << 23;  // bits of 2^40
+  static constexpr std::int32_t magnitude = 0x7fffffff, bound = moderate_limit_bits<float, std::int32_t>;
 };
 template <>
 struct simplex_lanes<double> {
@@ -311,7 +318,7 @@ struct simplex_lanes<double> {
   typedef std::int64_t mask __attribute__((vector_size(32)));
   typedef double wide __attribute__((vector_size(32)));
   static constexpr std::size_t size = 4;
-  static constexpr std::int64_t magnitude = 0x7fffffffffffffffll, bound = std::int64_t(1023 + 40) << 52;
+  static constexpr std::int64_t magnitude = 0x7fffffffffffffffll, bound = moderate_limit_bits<double, std::int64_t>;
 };
 
 /// out_i = min(max(T(double(v_i) − λ), 0), 1) for the first entries of v, a whole number of vectors; returns how
@@ -360,6 +367,15 @@ inline constexpr auto left_pack_indices = [] {
   return table;
 }();
 
+/// For each 4-bit mask of double lanes, the mask of the float slots they occupy (lane j → slots 2j and 2j + 1).
+inline constexpr auto pair_slots = [] {
+  std::array<std::uint8_t, 16> table{};
+  for (unsigned bits = 0; bits < 16; ++bits)
+    for (unsigned lane = 0; lane < 4; ++lane)
+      if (bits & (1u << lane)) table[bits] = std::uint8_t(table[bits] | (3u << (2 * lane)));
+  return table;
+}();
+
 /// Appends the lanes of y that `open` selects to dst (a whole vector is written: dst needs room for it, the lanes
 /// past the selected count are scratch); returns how many were selected. Doubles move as pairs of float slots.
 template <class T>
@@ -374,8 +390,7 @@ template <class T>
     slots = bits;
   } else {
     bits = unsigned(_mm256_movemask_pd(_mm256_castps_pd(open_reg)));
-    slots = 0;  // lane j selected → float slots 2j and 2j + 1
-    for (unsigned lane = 0; lane < 4; ++lane) slots |= ((bits >> lane) & 1u) * (3u << (2 * lane));
+    slots = pair_slots[bits];
   }
   const __m256i idx = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(left_pack_indices[slots])));
   const __m256 packed = _mm256_permutevar8x32_ps(y_reg, idx);
@@ -459,7 +474,7 @@ bracket_census take_bracket_census(std::span<const T> v, const bracket_classes<T
     open_to[out.open] = y;
     out.open += !(one || zero || linear);
     if (linear) out.sum_free += double(y);
-    out.moderate = out.moderate && std::abs(double(y)) <= 0x1p40;
+    out.moderate = out.moderate && std::abs(double(y)) <= moderate_limit;
   }
   return out;
 }
@@ -471,13 +486,13 @@ bool all_within_2_40(const T* x, std::size_t n) {
   if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
     using U = std::conditional_t<std::is_same_v<T, float>, std::uint32_t, std::uint64_t>;
     constexpr U magnitude = std::numeric_limits<U>::max() >> 1;
-    constexpr U bound = std::is_same_v<T, float> ? U(127 + 40) << 23 : U(1023 + 40) << 52;  // the bits of 2^40
+    constexpr U bound = moderate_limit_bits<T, U>;
     U bad = 0;
     for (std::size_t i = 0; i < n; ++i) bad |= U((std::bit_cast<U>(x[i]) & magnitude) > bound);
     return bad == 0;
   } else {
     for (std::size_t i = 0; i < n; ++i)
-      if (!(std::abs(double(x[i])) <= 0x1p40)) return false;
+      if (!(std::abs(double(x[i])) <= moderate_limit)) return false;
     return true;
   }
 }
