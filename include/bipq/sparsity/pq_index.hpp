@@ -13,8 +13,9 @@
 // neuron / filter (row of the tensor seen row-major as [rows, size/rows]).
 //
 // Accumulated in double over |w|/max|w| when scaling matters (no overflow or underflow for large q or tiny weights),
-// in one vectorised pass for (0.5, 1) and (1, 2) and, for float data on AVX2, for exponents in {½, 1, …, 4}
-// (unscaled: no term can over- or underflow), combined in log space: docs/measures.md, "Numerics and speed".
+// in one vectorised pass for (0.5, 1) and (1, 2) and, for float data, for exponents in {½, 1, …, 4} (unscaled: no
+// term can over- or underflow; float square roots, the data's precision), combined in log space: docs/measures.md,
+// "Numerics and speed".
 
 #include <algorithm>
 #include <cmath>
@@ -34,9 +35,6 @@
 #if __has_include(<experimental/simd>) && !defined(BIPQ_NO_EXPERIMENTAL_SIMD)
 #include <experimental/simd>
 #define BIPQ_HAS_EXPERIMENTAL_SIMD 1
-#if defined(__AVX2__) && defined(__FMA__)
-#include <immintrin.h>
-#endif
 #endif
 
 #include "bipq/concepts.hpp"
@@ -635,157 +633,108 @@ struct streaming_sums {
   bool finite() const { return ok && stdx::reduce(check) == 0.0 && mask_check == 0; }
 };
 
-#if defined(__AVX2__) && defined(__FMA__)
-#define BIPQ_HAS_AVX2_FMA_PASS 1
-
-/// Exponents that the AVX2 pass for float data takes, as e = n2/2 with n2 = 1 … 8 (½, 1, 1½, …, 4); 0 otherwise.
-inline unsigned avx2_half_exponent(double e) noexcept {
+/// Exponents that the float pass takes, as e = n2/2 with n2 = 1 … 8 (½, 1, 1½, …, 4); 0 otherwise.
+inline unsigned half_exponent(double e) noexcept {
   const double n2 = 2 * e;
   return n2 == std::floor(n2) && n2 >= 1 && n2 <= 8 ? static_cast<unsigned>(n2) : 0u;
 }
 
-/// 1/√a, 4 float lanes, to about 21 bits: the vrsqrtps estimate x0 (relative error ≤ 1.5·2⁻¹²) and one Newton step,
-/// x1 = x0·(3/2 − a·x0²/2), which squares the error (plus float rounding). a = 0 takes the estimate of FLT_MIN.
-[[gnu::always_inline]] inline __m128 avx2_rsqrt_ps(__m128 a) {
-  const __m128 x0 = _mm_rsqrt_ps(_mm_max_ps(a, _mm_set1_ps(std::numeric_limits<float>::min())));
-  const __m128 t = _mm_mul_ps(_mm_mul_ps(a, x0), x0);
-  return _mm_mul_ps(x0, _mm_fnmadd_ps(t, _mm_set1_ps(0.5f), _mm_set1_ps(1.5f)));
-}
-
-/// √y, 4 double lanes, to within about 1 ulp, from x ≈ 1/√y with relative error ε < 1e-6 (avx2_rsqrt_ps): with
-/// h = y·x and u = h·x − 1 = (1+ε)² − 1, √y = h·(1+u)^(−1/2) = h·(1 − u/2 + 3u²/8 − …) (Taylor series); the
-/// remainder after u², 5u³/16, is below 1e-18. y = 0 with a finite x gives exactly 0.
-[[gnu::always_inline]] inline __m256d avx2_sqrt_from_estimate(__m256d y, __m256d x) {
-  const __m256d h = _mm256_mul_pd(y, x);
-  const __m256d u = _mm256_fmsub_pd(h, x, _mm256_set1_pd(1.0));
-  const __m256d c = _mm256_fmadd_pd(u, _mm256_set1_pd(3.0 / 8), _mm256_set1_pd(-0.5));
-  return _mm256_fmadd_pd(_mm256_mul_pd(h, u), c, h);
-}
-
 /// y^(N2/2) given s = √y (used only when N2 is odd): straight-line products.
-template <unsigned N2>
-[[gnu::always_inline]] inline __m256d avx2_half_power(__m256d y, [[maybe_unused]] __m256d s) {
-  constexpr unsigned n = N2 / 2;
-  __m256d result = (N2 & 1u) ? s : _mm256_set1_pd(1.0);
-  if constexpr (n == 0) return result;
-  __m256d base = y;
+template <unsigned N2, class V>
+#if defined(__GNUC__)
+[[gnu::always_inline]]
+#endif
+inline V half_power(V y, [[maybe_unused]] V s) {
+  V result = s;  // y^0 · √y when N2 is odd; replaced by the first factor otherwise (no multiplication by 1)
   bool first = !(N2 & 1u);
-  for (unsigned m = n; m != 0; m >>= 1u) {
+  V base = y;
+  for (unsigned m = N2 / 2; m != 0; m >>= 1u) {
     if (m & 1u) {
-      result = first ? base : _mm256_mul_pd(result, base);
+      result = first ? base : V(result * base);
       first = false;
     }
-    if (m > 1u) base = _mm256_mul_pd(base, base);
+    if (m > 1u) base *= base;
   }
   return result;
 }
 
-/// Unscaled S_p, S_q (p = P2/2, q = Q2/2) and max|w| of float data in one AVX2 pass, the mask (none, or float)
-/// turned into a 0/1 factor per lane as the other passes do. Unscaled is exact to rounding for float data: every
-/// term |w|^e with e ≤ 4 lies in [2⁻⁵⁹⁶, 2⁵¹²], far inside double's normal range. A square root, when an exponent
-/// needs one, comes from vsqrtpd for the low 4 lanes of each 8 and from vrsqrtps refined in double
-/// (avx2_sqrt_from_estimate) for the high 4; a zero lane takes the estimate of FLT_MIN (the root is then exactly 0). `ok` is false when a counted entry is a subnormal
-/// float (its estimate would be wrong; detected exactly) or a sum or the max is not finite (non-finite data, also a
+/// Unscaled S_p, S_q (p = P2/2, q = Q2/2) and max|w| of float data in one vectorised pass, the mask turned into a
+/// 0/1 factor per lane as the other passes do. Unscaled is exact to rounding: every term |w|^e with e ≤ 4 lies in
+/// [2⁻⁵⁹⁶, 2⁵¹²], far inside double's normal range, subnormal floats included. A square root, when an exponent needs
+/// one, is the correctly rounded float root of |w| (relative error ≤ 2⁻²⁴, the precision of the float data); the
+/// products and sums are in double. `ok` is false when a sum or the max is not finite (non-finite data, also a
 /// masked-out weight, or a non-finite mask entry): the caller then takes another pass.
 template <unsigned P2, unsigned Q2, class MT>
-power_sums<double> avx2_float_sums(std::span<const float> x, const MT* mask, bool& ok) {
-  static_assert(std::is_void_v<MT> || std::is_same_v<MT, float>);
-  constexpr bool masked = !std::is_void_v<MT>;
+power_sums<double> float_half_sums(std::span<const float> x, const MT* mask, bool& ok) {
+  using vt = stdx::native_simd<float>;
+  using vd = stdx::rebind_simd_t<double, vt>;
+  constexpr std::size_t lanes = vt::size();
+  constexpr int unroll = 4;
   constexpr bool root = (P2 & 1u) || (Q2 & 1u);
-  const float* data = x.data();
   const std::size_t n = x.size();
-  const __m256 abs_bits = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
-  const __m256i one_bits = _mm256_set1_epi32(1);
-  [[maybe_unused]] const __m256 up = _mm256_set1_ps(keep_scale<float>());
-  [[maybe_unused]] const __m256 one = _mm256_set1_ps(1.0f);
-  // One accumulator per sum and half of the float vector: more would not fit the 16 registers with the constants,
-  // and a spilled accumulator puts a store-to-load forwarding into its chain.
-  __m256d sp_lo = _mm256_setzero_pd(), sp_hi = sp_lo, sq_lo = sp_lo, sq_hi = sp_lo;
-  __m256 max_acc = _mm256_setzero_ps(), check = _mm256_setzero_ps();
-  // min over lanes of bits(|w|) − 1 as unsigned: below 0x007fffff exactly when some |w| is a subnormal float (0
-  // wraps to the largest value).
-  __m256i subnormal = _mm256_set1_epi32(-1);
-  power_sums<double> s;
+  const float* data = x.data();
+  vt max_acc = 0;
+  vt check_acc = 0;
+  [[maybe_unused]] vd count_acc = 0;
+  using vm = stdx::rebind_simd_t<std::conditional_t<std::is_void_v<MT>, float, MT>, vt>;
+  [[maybe_unused]] const keep_factor<vm> keep_of;
+  vd sp[unroll], sq[unroll];
+  for (int u = 0; u < unroll; ++u) sp[u] = sq[u] = vd(0);
   std::size_t i = 0;
-  // Chunks of at most 2^20 entries, so that the float lane counts of survivors (≤ 2^17 each) stay exact.
-  while (i + 8 <= n) {
-    const std::size_t end = i + std::min<std::size_t>((n - i) / 8 * 8, std::size_t(1) << 20);
-    [[maybe_unused]] __m256 count_acc = _mm256_setzero_ps();
-    for (; i < end; i += 8) {
-      __m256 a = _mm256_and_ps(_mm256_loadu_ps(data + i), abs_bits);
-      if constexpr (masked) {
-        const __m256 m = _mm256_loadu_ps(mask + i);
-        const __m256 keep =
-            _mm256_min_ps(_mm256_mul_ps(_mm256_min_ps(_mm256_mul_ps(_mm256_and_ps(m, abs_bits), up), one), up), one);
-        check = _mm256_add_ps(check, _mm256_sub_ps(m, m));  // NaN iff a mask entry is NaN or Inf
-        count_acc = _mm256_add_ps(count_acc, keep);
-        a = _mm256_mul_ps(a, keep);  // NaN for a non-finite masked-out weight
+  for (; i + unroll * lanes <= n; i += unroll * lanes) {
+    for (int u = 0; u < unroll; ++u) {
+      vt a = stdx::abs(vt(data + i + u * lanes, stdx::element_aligned));
+      if constexpr (!std::is_void_v<MT>) {
+        const vm mk(mask + i + u * lanes, stdx::element_aligned);
+        const vt keep = stdx::static_simd_cast<vt>(keep_of(mk));
+        check_acc += stdx::static_simd_cast<vt>(mk - mk);  // NaN iff a mask entry is NaN or Inf
+        a *= keep;                                          // NaN for a non-finite masked-out weight
+        count_acc += stdx::static_simd_cast<vd>(keep);
       }
-      max_acc = _mm256_max_ps(max_acc, a);
-      const __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(a));
-      const __m256d hi = _mm256_cvtps_pd(_mm256_extractf128_ps(a, 1));
-      __m256d s_lo = lo, s_hi = hi;
-      if constexpr (root) {
-        subnormal = _mm256_min_epu32(subnormal, _mm256_sub_epi32(_mm256_castps_si256(a), one_bits));
-        // Half the lanes by vsqrtpd, half by the estimate: the square root unit and the FMA units then work in
-        // parallel (measured faster on AVX2 than either alone; docs/performance.md, "Sparsity measures").
-        s_lo = _mm256_sqrt_pd(lo);
-        s_hi = avx2_sqrt_from_estimate(hi, _mm256_cvtps_pd(avx2_rsqrt_ps(_mm256_extractf128_ps(a, 1))));
-      }
-      sp_lo = _mm256_add_pd(sp_lo, avx2_half_power<P2>(lo, s_lo));
-      sp_hi = _mm256_add_pd(sp_hi, avx2_half_power<P2>(hi, s_hi));
-      sq_lo = _mm256_add_pd(sq_lo, avx2_half_power<Q2>(lo, s_lo));
-      sq_hi = _mm256_add_pd(sq_hi, avx2_half_power<Q2>(hi, s_hi));
-    }
-    if constexpr (masked) {
-      alignas(32) float counts[8];
-      _mm256_store_ps(counts, count_acc);
-      for (float c : counts) s.count += static_cast<std::size_t>(c);
+      max_acc = stdx::max(max_acc, a);
+      const vd y = stdx::static_simd_cast<vd>(a);
+      const vd s = root ? stdx::static_simd_cast<vd>(stdx::sqrt(a)) : y;
+      sp[u] += half_power<P2>(y, s);
+      sq[u] += half_power<Q2>(y, s);
     }
   }
-  if constexpr (!masked) s.count = i;
-  alignas(32) double lanes[4];
-  alignas(32) float flanes[8];
-  alignas(32) std::uint32_t bits[8];
-  auto hsum = [&](__m256d acc) {
-    _mm256_store_pd(lanes, acc);
-    return (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
-  };
-  s.sum_p = hsum(_mm256_add_pd(sp_lo, sp_hi));
-  s.sum_q = hsum(_mm256_add_pd(sq_lo, sq_hi));
-  _mm256_store_ps(flanes, max_acc);
-  for (float v : flanes) s.max_abs = std::max(s.max_abs, static_cast<double>(v));
-  _mm256_store_si256(reinterpret_cast<__m256i*>(bits), subnormal);
-  bool subnormal_seen = false;
-  for (std::uint32_t b : bits) subnormal_seen = subnormal_seen || b < 0x007fffffu;
-  _mm256_store_ps(flanes, check);
-  double mask_check = 0;
-  for (float v : flanes) mask_check += static_cast<double>(v);
+  power_sums<double> s;
+  s.max_abs = static_cast<double>(stdx::hmax(max_acc));
+  for (int u = 0; u < unroll; ++u) {
+    s.sum_p += stdx::reduce(sp[u]);
+    s.sum_q += stdx::reduce(sq[u]);
+  }
+  double mask_check = static_cast<double>(stdx::reduce(check_acc));
+  if constexpr (std::is_void_v<MT>) {
+    s.count = i;
+  } else {
+    s.count = static_cast<std::size_t>(stdx::reduce(count_acc));
+  }
   for (; i < n; ++i) {
-    if constexpr (masked) {
+    if constexpr (!std::is_void_v<MT>) {
       mask_check += static_cast<double>(mask[i]) - static_cast<double>(mask[i]);
       if (!survives(mask[i])) continue;
     }
     ++s.count;
-    const double a = std::abs(static_cast<double>(data[i]));
-    if (!(a <= s.max_abs)) s.max_abs = a;  // NaN shows in the sums
-    s.sum_p += power_term(a, 0.5 * P2);
-    s.sum_q += power_term(a, 0.5 * Q2);
+    const float a = std::abs(data[i]);
+    const double y = static_cast<double>(a), r = static_cast<double>(std::sqrt(a));
+    if (!(y <= s.max_abs)) s.max_abs = y;  // NaN shows in the sums
+    s.sum_p += half_power<P2>(y, r);
+    s.sum_q += half_power<Q2>(y, r);
   }
-  ok = !subnormal_seen && mask_check == 0 && std::isfinite(s.max_abs) && std::isfinite(s.sum_p) &&
-       std::isfinite(s.sum_q);
+  ok = mask_check == 0 && std::isfinite(s.max_abs) && std::isfinite(s.sum_p) && std::isfinite(s.sum_q);
   return s;
 }
 
-/// S_p, S_q of float data by avx2_float_sums for p = p2/2, q = q2/2 (avx2_half_exponent), the exponents dispatched
-/// once to a straight-line loop. False if the pair is not one it takes ((½, 1) and (1, 2) have their own pass) or
-/// the pass left the case to another (see avx2_float_sums).
+/// S_p, S_q of float data by float_half_sums for p = p2/2 < q = q2/2 (half_exponent), the exponents dispatched once
+/// to a straight-line loop. False if the pair is not one it takes (p ≥ q; (½, 1) and (1, 2) have their own pass) or
+/// the pass left the case to another (non-finite data or mask).
 template <class MT>
-bool avx2_float_pass(unsigned p2, unsigned q2, std::span<const float> x, const MT* mask, power_sums<double>& out) {
+bool float_half_pass(unsigned p2, unsigned q2, std::span<const float> x, const MT* mask, power_sums<double>& out) {
   bool ok = false;
   auto try_pair = [&]<unsigned P2, unsigned Q2>() {
     if constexpr (P2 < Q2 && !(P2 == 1 && Q2 == 2) && !(P2 == 2 && Q2 == 4)) {
-      if (p2 == P2 && q2 == Q2) out = avx2_float_sums<P2, Q2, MT>(x, mask, ok);
+      if (p2 == P2 && q2 == Q2) out = float_half_sums<P2, Q2, MT>(x, mask, ok);
     }
   };
   [&]<unsigned... I>(std::integer_sequence<unsigned, I...>) {
@@ -793,7 +742,6 @@ bool avx2_float_pass(unsigned p2, unsigned q2, std::span<const float> x, const M
   }(std::make_integer_sequence<unsigned, 64>{});
   return ok;
 }
-#endif
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
@@ -891,24 +839,22 @@ power_sums<accumulator_t<T>> sums_over(std::span<const counted_view<T, MT>> view
   using A = accumulator_t<T>;
   const pq_path path = has_simd_pass<T> ? choose_path(p, q) : pq_path::general;
 #ifdef BIPQ_HAS_EXPERIMENTAL_SIMD
+  if constexpr (std::is_same_v<T, float>) {
+    const unsigned p2 = half_exponent(p), q2 = half_exponent(q);
+    if (path == pq_path::general && p2 != 0 && q2 != 0) {
+      power_sums<double> total;
+      bool ok = true;
+      for (std::size_t j = 0; j < views.size() && ok; ++j) {
+        power_sums<double> part;
+        ok = float_half_pass<MT>(p2, q2, views[j].x, views[j].mask, part);
+        total.merge(part);
+      }
+      if (ok) return total;
+      // Non-finite data or mask: the passes below report it or skip masked-out entries.
+    }
+  }
   if constexpr (has_simd_pass<T>) {
     if (path == pq_path::general) {
-#ifdef BIPQ_HAS_AVX2_FMA_PASS
-      if constexpr (std::is_same_v<T, float> && (std::is_void_v<MT> || std::is_same_v<MT, float>)) {
-        const unsigned p2 = avx2_half_exponent(p), q2 = avx2_half_exponent(q);
-        if (p2 != 0 && q2 != 0) {
-          power_sums<double> total;
-          bool ok = true;
-          for (std::size_t j = 0; j < views.size() && ok; ++j) {
-            power_sums<double> part;
-            ok = avx2_float_pass<MT>(p2, q2, views[j].x, views[j].mask, part);
-            total.merge(part);
-          }
-          if (ok) return total;
-          // A subnormal weight or non-finite data: the passes below handle or report it.
-        }
-      }
-#endif
       streaming_sums<T> stream(p, q);
       for (const auto& v : views) stream.template add<MT>(v.x, v.mask);
       if (stream.finite()) return stream.result();
