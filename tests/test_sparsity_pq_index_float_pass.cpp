@@ -52,7 +52,8 @@ std::vector<float> normal_weights(std::size_t n, bipq::detail::rng& g, double ze
 }
 
 void check_all_pairs(const std::vector<float>& w, const std::vector<float>* mask = nullptr) {
-  for (const auto& [p, q] : pairs) {
+  for (const auto& pair : pairs) {
+    const double p = pair.first, q = pair.second;  // named variables: CAPTURE cannot take structured bindings (Clang)
     CAPTURE(p);
     CAPTURE(q);
     const double expected = definition(w, mask, p, q);
