@@ -49,7 +49,8 @@ std::vector<T> random_weights(std::size_t n, bipq::detail::rng& g, double scale)
   return w;
 }
 
-// Exponent pairs that take the general path: integer, half-integer and arbitrary exponents.
+// Exponent pairs that take the general path: integer, half-integer and arbitrary exponents (for float data, the pairs
+// with both exponents in {½, 1, …, 4} take the unscaled float pass instead; `near` allows for its float roots).
 const std::pair<double, double> general_pairs[] = {{1.0, 3.0}, {0.5, 1.5}, {0.3, 0.7}, {2.0, 8.0},
                                                    {1.5, 2.5}, {0.5, 2.0}, {1.0, 4.0}, {0.25, 4.5}};
 
