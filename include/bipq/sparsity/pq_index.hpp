@@ -432,6 +432,25 @@ power_sums<double> simd_scaled_sums(std::span<const T> x, const MT* mask, double
   return s;
 }
 
+/// y^(N2/2) given s = √y (used only when N2 is odd): straight-line products.
+template <unsigned N2, class V>
+#if defined(__GNUC__)
+[[gnu::always_inline]]
+#endif
+inline V half_power(V y, [[maybe_unused]] V s) {
+  V result = s;  // y^0 · √y when N2 is odd; replaced by the first factor otherwise (no multiplication by 1)
+  bool first = !(N2 & 1u);
+  V base = y;
+  for (unsigned m = N2 / 2; m != 0; m >>= 1u) {
+    if (m & 1u) {
+      result = first ? base : V(result * base);
+      first = false;
+    }
+    if (m > 1u) base *= base;
+  }
+  return result;
+}
+
 /// One pass with a running scale, as LAPACK's dnrm2 keeps one (Hammarling's update of Blue's algorithm; Anderson,
 /// "Algorithm 978: Safe scaling in the Level 1 BLAS", ACM TOMS 2017): S_p, S_q of y = |w|/M with M the largest |w| so
 /// far, so every term is ≤ 1 and neither sum can overflow; when a block of entries brings a larger maximum M', the
@@ -529,18 +548,6 @@ struct streaming_sums {
     acc[3] += a3;
   }
 
-  /// y^n · (√y if half), n known at compile time: straight-line products.
-  template <unsigned N, bool half>
-  static vd power_of(vd y, vd r) {
-    vd result = half ? r : vd(1);
-    vd base = y;
-    for (unsigned m = N; m != 0; m >>= 1u) {
-      if (m & 1u) result *= base;
-      if (m > 1u) base *= base;
-    }
-    return result;
-  }
-
   /// Σ (buf·inv)^e over a block into acc, the exponent's kind (and a small integer part) dispatched once, outside
   /// the loop, so that the loop is straight-line vector code.
   static void add_powers(const double* buf, const double* roots, std::size_t len, double inverse,
@@ -555,12 +562,12 @@ struct streaming_sums {
       case kind::half_integer: {
         const bool half = pw.k == kind::half_integer;
         switch (pw.n * 2 + unsigned(half)) {
-          case 3: return run([](vd y, vd r) { return power_of<1, true>(y, r); });
-          case 5: return run([](vd y, vd r) { return power_of<2, true>(y, r); });
-          case 6: return run([](vd y, vd r) { return power_of<3, false>(y, r); });
-          case 7: return run([](vd y, vd r) { return power_of<3, true>(y, r); });
-          case 8: return run([](vd y, vd r) { return power_of<4, false>(y, r); });
-          case 16: return run([](vd y, vd r) { return power_of<8, false>(y, r); });
+          case 3: return run([](vd y, vd r) { return half_power<3>(y, r); });
+          case 5: return run([](vd y, vd r) { return half_power<5>(y, r); });
+          case 6: return run([](vd y, vd r) { return half_power<6>(y, r); });
+          case 7: return run([](vd y, vd r) { return half_power<7>(y, r); });
+          case 8: return run([](vd y, vd r) { return half_power<8>(y, r); });
+          case 16: return run([](vd y, vd r) { return half_power<16>(y, r); });
           default: break;
         }
         break;
@@ -639,25 +646,6 @@ inline unsigned half_exponent(double e) noexcept {
   return n2 == std::floor(n2) && n2 >= 1 && n2 <= 8 ? static_cast<unsigned>(n2) : 0u;
 }
 
-/// y^(N2/2) given s = √y (used only when N2 is odd): straight-line products.
-template <unsigned N2, class V>
-#if defined(__GNUC__)
-[[gnu::always_inline]]
-#endif
-inline V half_power(V y, [[maybe_unused]] V s) {
-  V result = s;  // y^0 · √y when N2 is odd; replaced by the first factor otherwise (no multiplication by 1)
-  bool first = !(N2 & 1u);
-  V base = y;
-  for (unsigned m = N2 / 2; m != 0; m >>= 1u) {
-    if (m & 1u) {
-      result = first ? base : V(result * base);
-      first = false;
-    }
-    if (m > 1u) base *= base;
-  }
-  return result;
-}
-
 /// Unscaled S_p, S_q (p = P2/2, q = Q2/2) and max|w| of float data in one vectorised pass, the mask turned into a
 /// 0/1 factor per lane as the other passes do. Unscaled is exact to rounding: every term |w|^e with e ≤ 4 lies in
 /// [2⁻⁵⁹⁶, 2⁵¹²], far inside double's normal range, subnormal floats included. A square root, when an exponent needs
@@ -727,13 +715,12 @@ power_sums<double> float_half_sums(std::span<const float> x, const MT* mask, boo
 }
 
 /// S_p, S_q of float data by float_half_sums for p = p2/2 < q = q2/2 (half_exponent), the exponents dispatched once
-/// to a straight-line loop. False if the pair is not one it takes (p ≥ q; (½, 1) and (1, 2) have their own pass) or
-/// the pass left the case to another (non-finite data or mask).
+/// to a straight-line loop. False if p ≥ q or the pass left the case to another (non-finite data or mask).
 template <class MT>
 bool float_half_pass(unsigned p2, unsigned q2, std::span<const float> x, const MT* mask, power_sums<double>& out) {
   bool ok = false;
   auto try_pair = [&]<unsigned P2, unsigned Q2>() {
-    if constexpr (P2 < Q2 && !(P2 == 1 && Q2 == 2) && !(P2 == 2 && Q2 == 4)) {
+    if constexpr (P2 < Q2) {
       if (p2 == P2 && q2 == Q2) out = float_half_sums<P2, Q2, MT>(x, mask, ok);
     }
   };
@@ -841,7 +828,7 @@ power_sums<accumulator_t<T>> sums_over(std::span<const counted_view<T, MT>> view
 #ifdef BIPQ_HAS_EXPERIMENTAL_SIMD
   if constexpr (std::is_same_v<T, float>) {
     const unsigned p2 = half_exponent(p), q2 = half_exponent(q);
-    if (path == pq_path::general && p2 != 0 && q2 != 0) {
+    if (path == pq_path::general && p2 != 0 && q2 != 0) {  // (½, 1) and (1, 2) have their own pass
       power_sums<double> total;
       bool ok = true;
       for (std::size_t j = 0; j < views.size() && ok; ++j) {
