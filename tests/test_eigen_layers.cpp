@@ -5,9 +5,11 @@
 #include <array>
 #include <cmath>
 #include <cstddef>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "bipq/adapters/eigen/layers.hpp"
@@ -159,6 +161,61 @@ TEST_CASE("conv2d direct and GEMM paths agree with the definition of cross-corre
       }
 }
 
+namespace {
+
+// y = conv(x) through the GEMM kernel against the definition, for rows of every width class of im2col's copies.
+template <typename T>
+void check_gemm_against_definition(std::size_t width, std::size_t pad, std::size_t stride, std::size_t kernel) {
+  const std::size_t C = 3, K = 4, H = 5, n = 3;
+  conv2d<T> conv(C, K, kernel, stride, pad);
+  conv.set_algorithm(conv_algorithm::gemm);
+  conv.set_threads(1);
+  bipq::detail::rng g(width * 31 + pad * 7 + stride * 3 + kernel);
+  for (auto& p : conv.parameters())
+    for (T& v : p.value) v = T(2.0 * g.uniform() - 1.0);
+  activation<T> x, y;
+  x.resize({C, H, width}, n);
+  for (T& v : x.data) v = T(2.0 * g.uniform() - 1.0);
+  conv.forward({0, false, nullptr}, x, y);
+  REQUIRE(y.h == (H + 2 * pad - kernel) / stride + 1);
+  REQUIRE(y.w == (width + 2 * pad - kernel) / stride + 1);
+  const auto& w = conv.parameters()[0].value;
+  const auto& b = conv.parameters()[1].value;
+  const double tol = std::is_same_v<T, float> ? 1e-5 : 1e-13;
+  for (std::size_t k = 0; k < K; ++k)
+    for (std::size_t i = 0; i < n; ++i)
+      for (std::size_t oh = 0; oh < y.h; ++oh)
+        for (std::size_t ow = 0; ow < y.w; ++ow) {
+          double ref = b[k], mag = std::abs(double(b[k]));
+          for (std::size_t c = 0; c < C; ++c)
+            for (std::size_t r = 0; r < kernel; ++r)
+              for (std::size_t s = 0; s < kernel; ++s) {
+                const long ih = long(oh * stride + r) - long(pad), iw = long(ow * stride + s) - long(pad);
+                if (ih < 0 || ih >= long(H) || iw < 0 || iw >= long(width)) continue;
+                const double t = double(w[((k * C + c) * kernel + r) * kernel + s]) *
+                                 double(x.channel(c)[(i * H + std::size_t(ih)) * width + std::size_t(iw)]);
+                ref += t, mag += std::abs(t);
+              }
+          INFO("width " << width << " pad " << pad << " stride " << stride << " k " << k << " i " << i << " oh " << oh
+                        << " ow " << ow);
+          CHECK(std::abs(double(y.channel(k)[(i * y.h + oh) * y.w + ow]) - ref) <= tol * mag);
+        }
+}
+
+}  // namespace
+
+TEST_CASE("conv2d GEMM kernel equals the definition for every row width, padding and stride") {
+  // Output widths from 1 to 40 cover im2col's row copies in one 16-, 32- or 64-byte vector and in several.
+  for (std::size_t width : {3u, 4u, 6u, 7u, 9u, 12u, 14u, 17u, 28u, 40u})
+    for (std::size_t pad : {0u, 1u, 2u}) {
+      check_gemm_against_definition<float>(width, pad, 1, 3);
+      check_gemm_against_definition<double>(width, pad, 1, 3);
+      check_gemm_against_definition<float>(width, pad, 2, 3);
+    }
+  check_gemm_against_definition<float>(9, 0, 1, 1);
+  check_gemm_against_definition<double>(33, 2, 1, 5);
+}
+
 TEST_CASE("linear backward matches finite differences") {
   linear<double> l(7, 4);
   randomize_parameters(l, 30);
@@ -180,6 +237,26 @@ TEST_CASE("relu, max_pool2d, flatten and global_avg_pool backward match finite d
     max_pool2d<double> p(3, 2);
     CHECK(p.output_shape({2, 7, 9}) == shape3{2, 3, 4});
     check_gradients(p, {2, 7, 9}, 2);
+  }
+  SUBCASE("max_pool2d after a forward pass in inference mode (no recorded maxima)") {
+    max_pool2d<double> p(2), q(3, 2);
+    check_gradients(p, {2, 6, 8}, 3, false);
+    check_gradients(q, {2, 7, 9}, 2, false);
+  }
+  SUBCASE("max_pool2d gives the same maxima in inference and training mode, ties and NaN included") {
+    for (std::size_t kernel : {2u, 3u}) {
+      max_pool2d<double> p(kernel, 2);
+      p.set_threads(1);
+      activation<double> x, yt, yi;
+      x.resize({2, 7, 8}, 3);
+      bipq::detail::rng g(kernel);
+      for (double& v : x.data) v = std::floor(3.0 * g.uniform());  // many ties
+      for (std::size_t j = 0; j < x.data.size(); j += 5) x.data[j] = std::nan("");
+      p.forward({0, true, nullptr}, x, yt);
+      p.forward({0, false, nullptr}, x, yi);
+      REQUIRE(yt.data.size() == yi.data.size());
+      CHECK(std::memcmp(yt.data.data(), yi.data.data(), yt.data.size() * sizeof(double)) == 0);
+    }
   }
   SUBCASE("flatten") {
     flatten<double> f;

@@ -63,6 +63,7 @@ class conv2d : public layer<T> {
     layer<T>::set_threads(threads);
     cols_.resize(threads);
     padded_.resize(threads);
+    images_.resize(threads);
   }
 
   /// True when the layer uses the direct kernel rather than im2col + GEMM. Automatic choice: stride 1 and
@@ -101,6 +102,7 @@ class conv2d : public layer<T> {
   conv_algorithm algorithm_ = conv_algorithm::automatic;
   std::vector<std::vector<T>> cols_;     // per-thread im2col buffer
   std::vector<std::vector<T>> padded_;   // per-thread ∂ℓ/∂y on zero-padded rows
+  std::vector<std::vector<T>> images_;   // per-thread zero-padded input images of a chunk (im2col, stride 1)
 
   // Both kernels use vectors of 64 bytes: the direct kernels hold 16 output columns per register, and the gathered
   // col2im pads output rows to one vector.
@@ -126,11 +128,11 @@ class conv2d : public layer<T> {
     const shape3 out = y.sample_shape();
     const std::size_t P = out.h * out.w, crs = c_ * r_ * r_, chunk = images_per_chunk(P);
     std::vector<T>& col = cols_[ctx.thread];
-    col.resize(crs * chunk * P);
+    col.resize(crs * chunk * P + vec);  // + vec: im2col's whole-vector stores past the last row
     const Eigen::Map<const detail::row_matrix<T>> W(this->params_[0].value.data(), detail::idx(k_), detail::idx(crs));
     for (std::size_t i0 = 0; i0 < x.n; i0 += chunk) {
       const std::size_t i1 = std::min(x.n, i0 + chunk), m = (i1 - i0) * P;
-      im2col(x, i0, i1, out, col.data());
+      im2col(ctx, x, i0, i1, out, col.data());
       const Eigen::Map<const detail::row_matrix<T>> C(col.data(), detail::idx(crs), detail::idx(m));
       detail::matrix_map<T> Y(y.data.data() + i0 * P, detail::idx(k_), detail::idx(m), Eigen::OuterStride<>(detail::idx(x.n * P)));
       Y.noalias() = W * C;
@@ -174,7 +176,8 @@ class conv2d : public layer<T> {
     const std::size_t Pp = out.h * vec;
     const bool padded_rows = dx != nullptr && gathers_input_gradient(x, out);
     std::vector<T>& col = cols_[ctx.thread];
-    col.resize(crs * chunk * (padded_rows ? Pp : P) + vec);  // + vec: zeros read before the first padded row
+    col.resize(crs * chunk * (padded_rows ? Pp : P) + vec);  // + vec: zeros before the first padded row, or
+                                                             // im2col's stores past the last row
     std::vector<T>& gw = this->thread_grad(0, ctx);
     Eigen::Map<detail::row_matrix<T>> dW(gw.data(), detail::idx(k_), detail::idx(crs));
     const Eigen::Map<const detail::row_matrix<T>> W(this->params_[0].value.data(), detail::idx(k_), detail::idx(crs));
@@ -186,7 +189,7 @@ class conv2d : public layer<T> {
       const std::size_t i1 = std::min(x.n, i0 + chunk), m = (i1 - i0) * P;
       const detail::const_matrix_map<T> dY(dy.data.data() + i0 * P, detail::idx(k_), detail::idx(m),
                                            Eigen::OuterStride<>(detail::idx(x.n * P)));
-      im2col(x, i0, i1, out, col.data());
+      im2col(ctx, x, i0, i1, out, col.data());
       Eigen::Map<detail::row_matrix<T>> C(col.data(), detail::idx(crs), detail::idx(m));
       dW.noalias() += dY * C.transpose();
       if (padded_rows) {
@@ -228,8 +231,52 @@ class conv2d : public layer<T> {
     return {lo, hi};
   }
 
-  // col[(c·R + r)·S + s][(i − i0)·P + oh·OW + ow] = x[c, i, oh·σ − p + r, ow·σ − p + s] (0 outside the image).
-  void im2col(const activation<T>& x, std::size_t i0, std::size_t i1, shape3 out, T* col) const {
+  // col[(c·R + r)·S + s][(i − i0)·P + oh·OW + ow] = x[c, i, oh·σ − p + r, ow·σ − p + s] (0 outside the image), for
+  // the images [i0, i1); col has a vector of slack after its crs·(i1 − i0)·P values.
+  void im2col(const thread_context& ctx, const activation<T>& x, std::size_t i0, std::size_t i1, shape3 out,
+              T* col) {
+    if (stride_ != 1) return im2col_strided(x, i0, i1, out, col);
+    // Stride 1: the chunk's images are copied once into zero-padded planes xp[c][i][Hp][Wp], so that every row of
+    // a column block is a branch-free copy of OW values from a padded row.
+    const std::size_t n = i1 - i0, Hp = x.h + 2 * pad_, Wp = x.w + 2 * pad_;
+    std::vector<T>& xp = images_[ctx.thread];
+    xp.assign(c_ * n * Hp * Wp + vec, T(0));  // + vec: the row copies' whole-vector loads past the last row
+    for (std::size_t c = 0; c < c_; ++c)
+      for (std::size_t i = 0; i < n; ++i)
+        for (std::size_t h = 0; h < x.h; ++h)
+          std::copy_n(x.channel(c) + ((i0 + i) * x.h + h) * x.w, x.w,
+                      xp.data() + ((c * n + i) * Hp + h + pad_) * Wp + pad_);
+    constexpr std::size_t v16 = 16 / sizeof(T), v32 = 32 / sizeof(T);
+    if (out.w <= v16) return im2col_rows<16>(xp.data(), Hp, Wp, n, out, col);
+    if (out.w <= v32) return im2col_rows<32>(xp.data(), Hp, Wp, n, out, col);
+    im2col_rows<64>(xp.data(), Hp, Wp, n, out, col);
+  }
+
+  // The row copies of im2col at stride 1, in vectors of B bytes: a row of OW values is copied as ⌈OW / L⌉ whole
+  // vectors (L = B / sizeof(T)), the last one running past the row's end into the next row's place. The rows are
+  // written in memory order, so that a later store overwrites what an earlier one ran over, and the last one runs
+  // into col's slack. The loads read at most L − 1 values past a padded row (xp's slack at the end).
+  template <std::size_t B>
+  void im2col_rows(const T* xp, std::size_t Hp, std::size_t Wp, std::size_t n, shape3 out, T* col) const {
+    using row_vector [[gnu::vector_size(B)]] = T;
+    constexpr std::size_t L = B / sizeof(T);
+    T* d = col;
+    for (std::size_t c = 0; c < c_; ++c)
+      for (std::size_t r = 0; r < r_; ++r)
+        for (std::size_t s = 0; s < r_; ++s)
+          for (std::size_t i = 0; i < n; ++i) {
+            const T* src = xp + ((c * n + i) * Hp + r) * Wp + s;
+            for (std::size_t oh = 0; oh < out.h; ++oh, d += out.w)
+              for (std::size_t ow = 0; ow < out.w; ow += L) {
+                row_vector v;
+                std::memcpy(&v, src + oh * Wp + ow, B);
+                std::memcpy(d + ow, &v, B);
+              }
+          }
+  }
+
+  // im2col at any stride, from the unpadded images.
+  void im2col_strided(const activation<T>& x, std::size_t i0, std::size_t i1, shape3 out, T* col) const {
     const std::size_t H = x.h, Wd = x.w, P = out.h * out.w, m = (i1 - i0) * P;
     for (std::size_t c = 0; c < c_; ++c)
       for (std::size_t r = 0; r < r_; ++r)

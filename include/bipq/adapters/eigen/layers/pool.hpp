@@ -30,17 +30,67 @@ class max_pool2d : public layer<T> {
     layer<T>::set_threads(threads);
     argmax_.resize(threads);
   }
+  /// In training mode the layer records each window's maximum for backward(); in inference mode it does not, and
+  /// a backward() after an inference-mode forward() finds them again from x.
   void forward(const thread_context& ctx, const activation<T>& x, activation<T>& y) override {
-    const shape3 out = output_shape(x.sample_shape());
-    y.resize(out, x.n);
+    y.resize(output_shape(x.sample_shape()), x.n);
     std::vector<std::uint32_t>& arg = argmax_[ctx.thread];
-    arg.resize(y.data.size());
+    if (ctx.training) {
+      arg.resize(y.data.size());
+      pool(x, y, arg.data());
+    } else {
+      arg.clear();
+      pool(x, y, nullptr);
+    }
+  }
+  void backward(const thread_context& ctx, const activation<T>& x, const activation<T>& y, const activation<T>& dy,
+                activation<T>* dx) override {
+    if (dx == nullptr) return;
+    dx->resize(x.sample_shape(), x.n);
+    std::fill(dx->data.begin(), dx->data.end(), T(0));
+    std::vector<std::uint32_t>& arg = argmax_[ctx.thread];
+    if (arg.size() != dy.data.size()) {  // forward() ran in inference mode
+      activation<T> maxima;
+      maxima.resize(y.sample_shape(), y.n);
+      arg.resize(maxima.data.size());
+      pool(x, maxima, arg.data());
+    }
+    const std::size_t planes = x.c * x.n, in_plane = x.h * x.w, out_plane = y.h * y.w;
+    for (std::size_t pl = 0; pl < planes; ++pl) {
+      T* d = dx->data.data() + pl * in_plane;
+      const T* g = dy.data.data() + pl * out_plane;
+      const std::uint32_t* a = arg.data() + pl * out_plane;
+      for (std::size_t j = 0; j < out_plane; ++j) d[a[j]] += g[j];
+    }
+  }
+
+ private:
+  // y = the windows' maxima and, if arg is not null, arg = the flat index in its plane of each window's first
+  // maximum (row-major order); the loops without indices make the same comparisons in the same order.
+  void pool(const activation<T>& x, activation<T>& y, std::uint32_t* arg) const {
+    const shape3 out = y.sample_shape();
     const std::size_t planes = x.c * x.n, H = x.h, Wd = x.w, OH = out.h, OW = out.w;
+    if (k_ == 2 && stride_ == 2 && arg == nullptr) {  // the common case, without the indices
+      for (std::size_t pl = 0; pl < planes; ++pl) {
+        const T* src = x.data.data() + pl * H * Wd;
+        T* __restrict dst = y.data.data() + pl * OH * OW;
+        for (std::size_t oh = 0; oh < OH; ++oh) {
+          const T* r0 = src + 2 * oh * Wd;
+          const T* r1 = r0 + Wd;
+          for (std::size_t ow = 0; ow < OW; ++ow) {  // the comparisons of the indexed loop below, in the same order
+            const T x0 = r0[2 * ow], x1 = r0[2 * ow + 1], x2 = r1[2 * ow], x3 = r1[2 * ow + 1];
+            const T m0 = x1 > x0 ? x1 : x0, m1 = x3 > x2 ? x3 : x2;
+            dst[oh * OW + ow] = m1 > m0 ? m1 : m0;
+          }
+        }
+      }
+      return;
+    }
     if (k_ == 2 && stride_ == 2) {  // the common case, without the generic window loops
       for (std::size_t pl = 0; pl < planes; ++pl) {
         const T* src = x.data.data() + pl * H * Wd;
         T* __restrict dst = y.data.data() + pl * OH * OW;
-        std::uint32_t* __restrict a = arg.data() + pl * OH * OW;
+        std::uint32_t* __restrict a = arg + pl * OH * OW;
         for (std::size_t oh = 0; oh < OH; ++oh) {
           const T* r0 = src + 2 * oh * Wd;
           const T* r1 = r0 + Wd;
@@ -62,7 +112,7 @@ class max_pool2d : public layer<T> {
     for (std::size_t pl = 0; pl < planes; ++pl) {
       const T* src = x.data.data() + pl * H * Wd;
       T* dst = y.data.data() + pl * OH * OW;
-      std::uint32_t* a = arg.data() + pl * OH * OW;
+      std::uint32_t* a = arg == nullptr ? nullptr : arg + pl * OH * OW;
       for (std::size_t oh = 0; oh < OH; ++oh)
         for (std::size_t ow = 0; ow < OW; ++ow) {
           std::size_t best = (oh * stride_) * Wd + ow * stride_;
@@ -73,26 +123,11 @@ class max_pool2d : public layer<T> {
               if (src[j] > v) v = src[j], best = j;
             }
           dst[oh * OW + ow] = v;
-          a[oh * OW + ow] = static_cast<std::uint32_t>(best);
+          if (a != nullptr) a[oh * OW + ow] = static_cast<std::uint32_t>(best);
         }
     }
   }
-  void backward(const thread_context& ctx, const activation<T>& x, const activation<T>& y, const activation<T>& dy,
-                activation<T>* dx) override {
-    if (dx == nullptr) return;
-    dx->resize(x.sample_shape(), x.n);
-    std::fill(dx->data.begin(), dx->data.end(), T(0));
-    const std::vector<std::uint32_t>& arg = argmax_[ctx.thread];
-    const std::size_t planes = x.c * x.n, in_plane = x.h * x.w, out_plane = y.h * y.w;
-    for (std::size_t pl = 0; pl < planes; ++pl) {
-      T* d = dx->data.data() + pl * in_plane;
-      const T* g = dy.data.data() + pl * out_plane;
-      const std::uint32_t* a = arg.data() + pl * out_plane;
-      for (std::size_t j = 0; j < out_plane; ++j) d[a[j]] += g[j];
-    }
-  }
 
- private:
   std::size_t k_, stride_;
   std::vector<std::vector<std::uint32_t>> argmax_;  // per thread: flat index of each window's maximum in its plane
 };
