@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstring>
 #include <filesystem>
 #include <vector>
 
@@ -176,4 +177,40 @@ TEST_CASE("compact of OMP filter masks on Fashion-MNIST: same predictions on the
     CHECK(c.max_abs_diff <= 1e-4 * std::max(1.0, c.max_abs));
     CHECK(c.disagreements == 0);
   }
+}
+
+namespace {
+
+// acts.back() after forward() and after infer() in inference mode, bit for bit, for batches of n random images.
+void check_infer_equals_forward(sequential& m, std::size_t n, std::uint64_t seed) {
+  m.set_threads(1);
+  const image_dataset d = random_images(n, seed);
+  std::vector<activation<float>> a(m.size() + 1), b(m.size() + 1);
+  a[0].resize(m.input_shape(), n);
+  std::copy(d.images.begin(), d.images.end(), a[0].data.begin());
+  b[0] = a[0];
+  const thread_context ctx{0, false, nullptr};
+  m.forward(ctx, a);
+  m.infer(ctx, b);
+  REQUIRE(a.back().data.size() == b.back().data.size());
+  CHECK(std::memcmp(a.back().data.data(), b.back().data.data(), a.back().data.size() * sizeof(float)) == 0);
+}
+
+}  // namespace
+
+TEST_CASE("infer() fuses batch norm, ReLU and border maps into the convolutions with forward()'s values") {
+  // cnn: conv (direct, then GEMM) – bn – relu; LeNet-5: conv – relu; the compact cnn: conv – border map – bn – relu.
+  sequential cnn = make_pqi_cnn({8, 12, 16}, 3), lenet = make_lenet5(6);
+  randomise_non_weights(cnn, 4);
+  randomise_non_weights(lenet, 7);
+  const auto masks = filter_masks(cnn, 0.5, bipq::prunable_selection{{bipq::parameter_kind::conv_weight}, {}});
+  sequential small = compact(cnn, masks);
+  for (std::size_t n : {1u, 37u, 130u}) {
+    INFO("batch " << n);
+    check_infer_equals_forward(cnn, n, 10 + n);
+    check_infer_equals_forward(lenet, n, 20 + n);
+    check_infer_equals_forward(small, n, 30 + n);
+  }
+  std::vector<activation<float>> acts(cnn.size() + 1);
+  CHECK_THROWS_AS(cnn.infer(thread_context{0, true, nullptr}, acts), std::invalid_argument);
 }

@@ -141,6 +141,13 @@ TEST_CASE("sparse_conv2d equals conv2d with the same weights: padding, stride, b
       dense.forward({}, x, y0);
       sparse.forward({}, x, y1);
       CHECK(max_abs_diff(y0, y1) <= 1e-4);
+      // With a ReLU fused: forward() then relu's forward(), bit for bit.
+      relu<float> r;
+      activation<float> y2, y3;
+      r.forward({}, y1, y2);
+      const layer<float>* then[] = {&r};
+      REQUIRE(sparse.forward_then({}, x, y3, then));
+      CHECK(y2.data == y3.data);
     }
   }
 }
@@ -160,6 +167,16 @@ TEST_CASE("sparsify LeNet-5 and cnn at 5%: sparse layers where sparse enough, th
                        dynamic_cast<sparse_linear<float>*>(&sparse[l]) != nullptr;
     CHECK(sparse_layers >= 3);
     check_same_outputs(masked, sparse, d);
+    {  // infer() (ReLUs fused into the sparse convolutions) gives forward()'s logits
+      sparse.set_threads(1);
+      std::vector<activation<float>> a(sparse.size() + 1), b(sparse.size() + 1);
+      a[0].resize(sparse.input_shape(), 37);
+      std::copy_n(d.images.begin(), a[0].data.size(), a[0].data.begin());
+      b[0] = a[0];
+      sparse.forward({}, a);
+      sparse.infer({}, b);
+      CHECK(a.back().data == b.back().data);
+    }
     sequential all_dense = sparsify(m, masks, sparse_options{0.0});  // nothing is that sparse: plain copies
     check_same_outputs(masked, all_dense, d);
   }

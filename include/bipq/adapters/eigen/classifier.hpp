@@ -126,7 +126,7 @@ class basic_classifier {
         idx.resize(b1 - b0);
         for (std::size_t i = b0; i < b1; ++i) idx[i - b0] = i;
         gather(d, idx, acts_[t][0]);
-        model_->forward(ctx, acts_[t]);
+        model_->infer(ctx, acts_[t]);
         losses[t] += cross_entropy(acts_[t].back(), d, idx, 1, nullptr, &correct[t]);
       }
     });
@@ -149,7 +149,7 @@ class basic_classifier {
       idx.resize(b1 - b0);
       for (std::size_t i = b0; i < b1; ++i) idx[i - b0] = i;
       gather(d, idx, acts_[0][0]);
-      model_->forward(ctx, acts_[0]);
+      model_->infer(ctx, acts_[0]);
       const activation<T>& z = acts_[0].back();
       for (std::size_t i = 0; i < z.n; ++i) {
         std::size_t best = 0;

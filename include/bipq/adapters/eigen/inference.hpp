@@ -56,7 +56,7 @@ class basic_inference {
           const float* src = images.data() + (b0 + i) * sample + c * P;
           std::copy(src, src + P, x.channel(c) + i * P);
         }
-      model_->forward(thread_context{t, false, nullptr}, acts);
+      model_->infer(thread_context{t, false, nullptr}, acts);
       const activation<T>& z = acts.back();
       for (std::size_t i = 0; i < m; ++i)
         for (std::size_t j = 0; j < k; ++j) logits[(b0 + i) * k + j] = z.data[j * m + i];

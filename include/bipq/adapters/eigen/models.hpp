@@ -85,6 +85,26 @@ class basic_sequential {
     for (std::size_t l = 0; l < layers_.size(); ++l) layers_[l]->forward(ctx, acts[l], acts[l + 1]);
   }
 
+  /// The output of forward() in inference mode (ctx.training false), with the pointwise layers that follow a layer
+  /// able to fuse them (a convolution followed by batch norm, ReLU or a bias) applied to its output slice by slice
+  /// while it is in cache: the same values in acts.back(), but the activations between fused layers are not kept
+  /// (backward() needs forward()).
+  void infer(const thread_context& ctx, std::vector<activation<T>>& acts) {
+    if (ctx.training) throw std::invalid_argument("sequential::infer(): ctx.training must be false");
+    std::vector<const layer<T>*> then;
+    for (std::size_t l = 0; l < layers_.size();) {
+      std::size_t next = l + 1;
+      then.clear();
+      for (; next < layers_.size() && layers_[next]->pointwise(ctx); ++next) then.push_back(layers_[next].get());
+      if (!then.empty() && layers_[l]->forward_then(ctx, acts[l], acts[next], then)) {
+        l = next;
+        continue;
+      }
+      layers_[l]->forward(ctx, acts[l], acts[l + 1]);
+      ++l;
+    }
+  }
+
   /// grads[size()] holds ∂ℓ/∂(output); fills grads[1 .. size()-1] and this thread's parameter gradients. The input
   /// gradient grads[0] is not computed.
   void backward(const thread_context& ctx, const std::vector<activation<T>>& acts, std::vector<activation<T>>& grads) {

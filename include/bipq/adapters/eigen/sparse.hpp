@@ -24,6 +24,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -101,7 +102,12 @@ class sparse_conv2d : public layer<T> {
     layer<T>::set_threads(threads);
     scratch_.resize(threads);
   }
-  void forward(const thread_context& ctx, const activation<T>& x, activation<T>& y) override;
+  void forward(const thread_context& ctx, const activation<T>& x, activation<T>& y) override {
+    forward_then(ctx, x, y, {});
+  }
+  /// The pointwise layers `then` run on each image just computed (stride 1) or on the batch (other strides).
+  bool forward_then(const thread_context& ctx, const activation<T>& x, activation<T>& y,
+                    std::span<const layer<T>* const> then) override;
   void backward(const thread_context&, const activation<T>&, const activation<T>&, const activation<T>&,
                 activation<T>*) override {
     throw std::logic_error("sparse_conv2d::backward(): a sparse layer is for inference only");
@@ -246,7 +252,8 @@ shape3 sparse_conv2d<T>::output_shape(shape3 in) const {
 }
 
 template <std::floating_point T>
-void sparse_conv2d<T>::forward(const thread_context& ctx, const activation<T>& x, activation<T>& y) {
+bool sparse_conv2d<T>::forward_then(const thread_context& ctx, const activation<T>& x, activation<T>& y,
+                                    std::span<const layer<T>* const> then) {
   const shape3 os = output_shape(x.sample_shape());
   y.resize(os, x.n);
   const std::size_t Hp = x.h + 2 * pad_, Wp = x.w + 2 * pad_, P = os.h * os.w;
@@ -267,7 +274,8 @@ void sparse_conv2d<T>::forward(const thread_context& ctx, const activation<T>& x
             }
             y.channel(k)[i * P + oh * os.w + ow] = sum;
           }
-    return;
+    for (const layer<T>* l : then) l->map_samples(ctx, y, 0, x.n);
+    return true;
   }
   if (st.h != x.h || st.w != x.w || st.offsets.size() != w_.column.size()) {
     st.offsets.resize(w_.column.size());
@@ -292,7 +300,9 @@ void sparse_conv2d<T>::forward(const thread_context& ctx, const activation<T>& x
     for (std::size_t k = 0; k < k_; ++k)
       for (std::size_t oh = 0; oh < os.h; ++oh)
         std::copy_n(st.out.data() + k * row + oh * Wp, os.w, y.channel(k) + i * P + oh * os.w);
+    for (const layer<T>* l : then) l->map_samples(ctx, y, i, i + 1);
   }
+  return true;
 }
 
 template <std::floating_point T>

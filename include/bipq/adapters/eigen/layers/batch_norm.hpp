@@ -97,16 +97,18 @@ class batch_norm2d : public layer<T> {
     } else {
       for (std::size_t k = 0; k < c_; ++k) mean[k] = running_mean_[k], st.inv_std[k] = 1.0 / std::sqrt(running_var_[k] + eps_);
     }
-    const T* gamma = this->params_[0].value.data();
-    const T* beta = this->params_[1].value.data();
-    for (std::size_t k = 0; k < c_; ++k) {
-      const T* a = x.channel(k);
-      T* b = y.channel(k);
-      const T m = static_cast<T>(mean[k]), is = static_cast<T>(st.inv_std[k]);
-      const T scale = gamma[k] * is, shift = beta[k] - gamma[k] * is * m;
-      for (std::size_t j = 0; j < len; ++j) b[j] = a[j] * scale + shift;
-    }
+    for (std::size_t k = 0; k < c_; ++k) normalize(k, mean[k], st.inv_std[k], x.channel(k), y.channel(k), len);
     st.mean = std::move(mean);
+  }
+
+  /// Pointwise in inference mode (running statistics).
+  bool pointwise(const thread_context& ctx) const override { return !ctx.training; }
+  void map_samples(const thread_context&, activation<T>& a, std::size_t i0, std::size_t i1) const override {
+    const std::size_t P = a.plane();
+    for (std::size_t k = 0; k < c_; ++k) {
+      T* v = a.channel(k) + i0 * P;
+      normalize(k, running_mean_[k], 1.0 / std::sqrt(running_var_[k] + eps_), v, v, (i1 - i0) * P);
+    }
   }
 
   // ∂ℓ/∂γ = Σ dy·x̂, ∂ℓ/∂β = Σ dy; training: ∂ℓ/∂x = γ/σ · (dy − mean(dy) − x̂ · mean(dy·x̂)) with batch means;
@@ -151,6 +153,14 @@ class batch_norm2d : public layer<T> {
   }
 
  private:
+  // b[j] = γ_k (a[j] − mean)·inv_std + β_k as a[j]·scale + shift, for len values (b may be a).
+  void normalize(std::size_t k, double mean, double inv_std, const T* a, T* b, std::size_t len) const {
+    const T gamma = this->params_[0].value[k], beta = this->params_[1].value[k];
+    const T m = static_cast<T>(mean), is = static_cast<T>(inv_std);
+    const T scale = gamma * is, shift = beta - gamma * is * m;
+    for (std::size_t j = 0; j < len; ++j) b[j] = a[j] * scale + shift;
+  }
+
   struct thread_state {
     std::vector<double> mean, inv_std, sums;
   };

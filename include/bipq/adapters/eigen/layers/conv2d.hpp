@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstring>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -83,10 +84,16 @@ class conv2d : public layer<T> {
   conv_algorithm algorithm() const noexcept { return algorithm_; }
 
   void forward(const thread_context& ctx, const activation<T>& x, activation<T>& y) override {
+    forward_then(ctx, x, y, {});
+  }
+
+  /// The pointwise layers `then` run on each chunk of images (GEMM) or each image (direct kernel) just computed.
+  bool forward_then(const thread_context& ctx, const activation<T>& x, activation<T>& y,
+                    std::span<const layer<T>* const> then) override {
     y.resize(output_shape(x.sample_shape()), x.n);
-    if (direct()) return direct_forward(ctx, x, y);
-    gemm_forward(ctx, x, y);
-    if (bias_) add_bias(y);
+    if (direct()) direct_forward(ctx, x, y, then);
+    else gemm_forward(ctx, x, y, then);
+    return true;
   }
 
   void backward(const thread_context& ctx, const activation<T>& x, const activation<T>& y, const activation<T>& dy,
@@ -123,8 +130,10 @@ class conv2d : public layer<T> {
     return std::max<std::size_t>(1, (std::size_t(1) << 16) / per_image);
   }
 
-  // Y[K, chunk·P] = W[K, C·R·S] · col[C·R·S, chunk·P], chunk by chunk of images.
-  void gemm_forward(const thread_context& ctx, const activation<T>& x, activation<T>& y) {
+  // Y[K, chunk·P] = W[K, C·R·S] · col[C·R·S, chunk·P] + b, chunk by chunk of images, each chunk then mapped by the
+  // pointwise layers `then`.
+  void gemm_forward(const thread_context& ctx, const activation<T>& x, activation<T>& y,
+                    std::span<const layer<T>* const> then) {
     const shape3 out = y.sample_shape();
     const std::size_t P = out.h * out.w, crs = c_ * r_ * r_, chunk = images_per_chunk(P);
     std::vector<T>& col = cols_[ctx.thread];
@@ -136,16 +145,18 @@ class conv2d : public layer<T> {
       const Eigen::Map<const detail::row_matrix<T>> C(col.data(), detail::idx(crs), detail::idx(m));
       detail::matrix_map<T> Y(y.data.data() + i0 * P, detail::idx(k_), detail::idx(m), Eigen::OuterStride<>(detail::idx(x.n * P)));
       Y.noalias() = W * C;
+      if (bias_) add_bias(y, i0, i1);
+      for (const layer<T>* l : then) l->map_samples(ctx, y, i0, i1);
     }
   }
 
-  // y[k] += b_k.
-  void add_bias(activation<T>& y) const {
+  // y[k] += b_k on the images [i0, i1).
+  void add_bias(activation<T>& y, std::size_t i0, std::size_t i1) const {
     const T* b = this->params_[1].value.data();
-    const std::size_t len = y.n * y.plane();
+    const std::size_t P = y.plane();
     for (std::size_t k = 0; k < k_; ++k) {
-      T* yk = y.channel(k);
-      for (std::size_t j = 0; j < len; ++j) yk[j] += b[k];
+      T* yk = y.channel(k) + i0 * P;
+      for (std::size_t j = 0; j < (i1 - i0) * P; ++j) yk[j] += b[k];
     }
   }
 
@@ -406,7 +417,8 @@ class conv2d : public layer<T> {
     }
   }
 
-  void direct_forward(const thread_context& ctx, const activation<T>& x, activation<T>& y) {
+  void direct_forward(const thread_context& ctx, const activation<T>& x, activation<T>& y,
+                      std::span<const layer<T>* const> then) {
     std::vector<T>& xp = cols_[ctx.thread];
     const std::size_t Hp = x.h + 2 * pad_, Wp = x.w + 2 * pad_;
     for (std::size_t i = 0; i < x.n; ++i) {
@@ -419,6 +431,7 @@ class conv2d : public layer<T> {
         else if (left >= 2) direct_rows<2>(xp.data(), Hp, Wp, k0, i, y), k0 += 2;
         else direct_rows<1>(xp.data(), Hp, Wp, k0, i, y), k0 += 1;
       }
+      for (const layer<T>* l : then) l->map_samples(ctx, y, i, i + 1);
     }
   }
 

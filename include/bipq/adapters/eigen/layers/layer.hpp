@@ -126,6 +126,21 @@ class layer {
                         const activation<T>& dy, activation<T>* dx) = 0;
   /// Kaiming-normal weights (He et al. 2015: N(0, 2/fan_in)), zero biases, unit/zero norm scale/shift.
   virtual void reset_parameters(bipq::detail::rng&) {}
+
+  // Inference with pointwise layers fused into the layer before them (basic_sequential::infer).
+  /// True if, in the mode of `ctx`, forward() maps every value on its own, given its channel and position only
+  /// (ReLU, batch norm in inference mode, a bias): it can then run in place on a slice of samples (map_samples).
+  virtual bool pointwise(const thread_context&) const { return false; }
+  /// a ← forward(a) on the samples [i0, i1) of `a`, in place, with the same values forward() gives; only for a
+  /// layer that is pointwise() in this mode.
+  virtual void map_samples(const thread_context&, activation<T>&, std::size_t, std::size_t) const {}
+  /// y = then[last](… then[0](forward(x))): forward() followed by the pointwise layers `then`, which the layer
+  /// applies to each slice of samples it has just computed, while the slice is still in cache, with the same values
+  /// as the layers run one after another. Returns false, with y untouched, if the layer does not fuse.
+  virtual bool forward_then(const thread_context&, const activation<T>&, activation<T>&,
+                            std::span<const layer* const>) {
+    return false;
+  }
   /// Prepares per-thread state for up to `threads` threads.
   virtual void set_threads(std::size_t threads) {
     threads_ = threads;

@@ -19,6 +19,14 @@ class relu : public layer<T> {
     T* __restrict b = y.data.data();
     for (std::size_t j = 0; j < len; ++j) b[j] = a[j] > T(0) ? a[j] : T(0);
   }
+  bool pointwise(const thread_context&) const override { return true; }
+  void map_samples(const thread_context&, activation<T>& a, std::size_t i0, std::size_t i1) const override {
+    const std::size_t P = a.plane();
+    for (std::size_t c = 0; c < a.c; ++c) {
+      T* __restrict v = a.channel(c) + i0 * P;
+      for (std::size_t j = 0; j < (i1 - i0) * P; ++j) v[j] = v[j] > T(0) ? v[j] : T(0);
+    }
+  }
   void backward(const thread_context&, const activation<T>& x, const activation<T>&, const activation<T>& dy,
                 activation<T>* dx) override {
     if (dx == nullptr) return;

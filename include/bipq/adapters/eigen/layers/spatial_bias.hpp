@@ -36,6 +36,17 @@ class spatial_bias : public layer<T> {
         for (std::size_t p = 0; p < P; ++p) d[p] = a[p] + bc[p];
       }
   }
+  bool pointwise(const thread_context&) const override { return true; }
+  void map_samples(const thread_context&, activation<T>& a, std::size_t i0, std::size_t i1) const override {
+    const std::size_t P = a.plane();
+    const T* b = this->params_[0].value.data();
+    for (std::size_t c = 0; c < a.c; ++c)
+      for (std::size_t i = i0; i < i1; ++i) {
+        T* __restrict d = a.channel(c) + i * P;
+        const T* __restrict bc = b + c * P;
+        for (std::size_t p = 0; p < P; ++p) d[p] = d[p] + bc[p];
+      }
+  }
   // ∂ℓ/∂B[c, p] = Σ_i dy[c, i, p], ∂ℓ/∂x = dy.
   void backward(const thread_context& ctx, const activation<T>& x, const activation<T>&, const activation<T>& dy,
                 activation<T>* dx) override {
