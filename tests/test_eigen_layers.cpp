@@ -163,12 +163,14 @@ TEST_CASE("conv2d direct and GEMM paths agree with the definition of cross-corre
 
 namespace {
 
-// y = conv(x) through the GEMM kernel against the definition, for rows of every width class of im2col's copies.
+// y = conv(x) through the GEMM (or direct) kernel against the definition, for rows of every width class of
+// im2col's copies and of the direct kernel's whole-vector stores.
 template <typename T>
-void check_gemm_against_definition(std::size_t width, std::size_t pad, std::size_t stride, std::size_t kernel) {
+void check_against_definition(std::size_t width, std::size_t pad, std::size_t stride, std::size_t kernel,
+                              conv_algorithm algorithm = conv_algorithm::gemm) {
   const std::size_t C = 3, K = 4, H = 5, n = 3;
   conv2d<T> conv(C, K, kernel, stride, pad);
-  conv.set_algorithm(conv_algorithm::gemm);
+  conv.set_algorithm(algorithm);
   conv.set_threads(1);
   bipq::detail::rng g(width * 31 + pad * 7 + stride * 3 + kernel);
   for (auto& p : conv.parameters())
@@ -204,16 +206,19 @@ void check_gemm_against_definition(std::size_t width, std::size_t pad, std::size
 
 }  // namespace
 
-TEST_CASE("conv2d GEMM kernel equals the definition for every row width, padding and stride") {
-  // Output widths from 1 to 40 cover im2col's row copies in one 16-, 32- or 64-byte vector and in several.
+TEST_CASE("conv2d GEMM and direct kernels equal the definition for every row width, padding and stride") {
+  // Output widths from 1 to 40 cover im2col's row copies in one 16-, 32- or 64-byte vector and in several, and the
+  // direct kernel's rows of one vector, of several, and of a partial last vector.
   for (std::size_t width : {3u, 4u, 6u, 7u, 9u, 12u, 14u, 17u, 28u, 40u})
     for (std::size_t pad : {0u, 1u, 2u}) {
-      check_gemm_against_definition<float>(width, pad, 1, 3);
-      check_gemm_against_definition<double>(width, pad, 1, 3);
-      check_gemm_against_definition<float>(width, pad, 2, 3);
+      check_against_definition<float>(width, pad, 1, 3);
+      check_against_definition<double>(width, pad, 1, 3);
+      check_against_definition<float>(width, pad, 2, 3);
+      check_against_definition<float>(width, pad, 1, 3, conv_algorithm::direct);
+      check_against_definition<double>(width, pad, 1, 3, conv_algorithm::direct);
     }
-  check_gemm_against_definition<float>(9, 0, 1, 1);
-  check_gemm_against_definition<double>(33, 2, 1, 5);
+  check_against_definition<float>(9, 0, 1, 1);
+  check_against_definition<double>(33, 2, 1, 5);
 }
 
 TEST_CASE("linear backward matches finite differences") {

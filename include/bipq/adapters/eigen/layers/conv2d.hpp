@@ -379,10 +379,12 @@ class conv2d : public layer<T> {
     }
   }
 
-  // y[k0 .. k0+KB)[oh][ow0 .. ow0+len) = b + Σ_{c,r,s} W[k][c][r][s] xp[c][oh + r][ow + s]
+  // y[k0 .. k0+KB)[oh][ow0 .. ow0+len) = b + Σ_{c,r,s} W[k][c][r][s] xp[c][oh + r][ow + s]. With `whole`, each row
+  // is stored as a whole vector even if len < vec: the lanes past the row land where later blocks write (see
+  // direct_rows).
   template <std::size_t KB>
   void direct_block(const T* xp, std::size_t Hp, std::size_t Wp, std::size_t k0, std::size_t oh, std::size_t ow0,
-                    std::size_t len, T* const* yrows) const {
+                    std::size_t len, bool whole, T* const* yrows) const {
     const T* w = this->params_[0].value.data();
     const std::size_t crs = c_ * r_ * r_;
     vector_type acc[KB];
@@ -400,20 +402,29 @@ class conv2d : public layer<T> {
         }
       }
     for (std::size_t kk = 0; kk < KB; ++kk) {
+      if (whole) {
+        std::memcpy(yrows[kk] + ow0, &acc[kk], sizeof acc[kk]);
+        continue;
+      }
       T out[vec];
       std::memcpy(out, &acc[kk], sizeof out);
       std::copy_n(out, len, yrows[kk] + ow0);
     }
   }
 
+  // The output rows of image i, channels [k0, k0 + KB). A row's last block is stored as a whole vector where the
+  // lanes past the row stay inside the channel's n·P values: they land on later rows of the image or on later
+  // images, which are written after it (images in order, rows in order within a channel).
   template <std::size_t KB>
   void direct_rows(const T* xp, std::size_t Hp, std::size_t Wp, std::size_t k0, std::size_t i, activation<T>& y) const {
     const std::size_t P = y.h * y.w;
     for (std::size_t oh = 0; oh < y.h; ++oh) {
       T* rows[KB];
       for (std::size_t kk = 0; kk < KB; ++kk) rows[kk] = y.channel(k0 + kk) + i * P + oh * y.w;
-      for (std::size_t ow0 = 0; ow0 < y.w; ow0 += vec)
-        direct_block<KB>(xp, Hp, Wp, k0, oh, ow0, std::min(vec, y.w - ow0), rows);
+      for (std::size_t ow0 = 0; ow0 < y.w; ow0 += vec) {
+        const bool whole = i * P + oh * y.w + ow0 + vec <= y.n * P;
+        direct_block<KB>(xp, Hp, Wp, k0, oh, ow0, std::min(vec, y.w - ow0), whole, rows);
+      }
     }
   }
 
