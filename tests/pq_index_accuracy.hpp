@@ -10,17 +10,33 @@ namespace bipq_test {
 /// Rounding of the double sums and of the log-space combination: a few ulp of the index.
 inline constexpr double pq_rounding = 1e-13;
 
-/// |pq_index(w, p, q) − I| allowed for data of type T with index I. Float data take float square roots — relative
-/// error ≤ 2^-24, the data's own precision — on the (½, 1) path and on the float pass (both exponents in
-/// {½, 1, …, 4}); then S_e is within 2^-24 relatively for an exponent e that needs a root, and I = 1 − R moves by at
-/// most R·(ε_p/p + ε_q/q). Every other case is exact to rounding.
+/// Whether exponent e has a shortcut in the streaming pass (products and square roots): an integer or an integer
+/// plus ½ up to 64.
+inline bool has_power_shortcut(double e) {
+  return (e == std::floor(e) || e - std::floor(e) == 0.5) && e <= 64.0;
+}
+
+/// Relative error per term of the float data's log2/exp2 powers (log_exp_power): 2^-28 + e·2^-32.
+inline double log_exp_term_error(double e) { return 0x1p-28 + e * 0x1p-32; }
+
+/// |pq_index(w, p, q) − I| allowed for data of type T with index I. A per-term relative error ε_e of the sum S_e
+/// moves S_e by at most ε_e relatively, S_e^{1/e} by ε_e/e, so I = 1 − R moves by at most R·(ε_p/p + ε_q/q).
+/// Float data take float square roots — relative error ≤ 2^-24, the data's own precision — on the (½, 1) path and
+/// on the float pass (both exponents in {½, 1, …, 4}), ε = 2^-24 for an exponent that needs a root; and for a pair
+/// with an exponent that has no shortcut (e.g. (0.7, 1.3)) both terms by log2/exp2 polynomials, ε_e =
+/// log_exp_term_error(e). Every other case is exact to rounding.
 template <class T>
 double pq_accuracy(double index, double p, double q) {
+  if (!std::is_same_v<T, float>) return pq_rounding;
   auto half_step = [](double e) { return 2 * e == std::floor(2 * e) && 2 * e >= 1 && 2 * e <= 8; };
-  const bool float_roots = std::is_same_v<T, float> && ((p == 0.5 && q == 1.0) || (half_step(p) && half_step(q)));
-  if (!float_roots) return pq_rounding;
-  auto root_error = [](double e) { return e != std::floor(e) ? 0x1p-24 : 0.0; };
-  return (1 - index) * (root_error(p) / p + root_error(q) / q) * 1.001 + pq_rounding;
+  const bool float_roots = (p == 0.5 && q == 1.0) || (half_step(p) && half_step(q));
+  if (float_roots) {
+    auto root_error = [](double e) { return e != std::floor(e) ? 0x1p-24 : 0.0; };
+    return (1 - index) * (root_error(p) / p + root_error(q) / q) * 1.001 + pq_rounding;
+  }
+  if (!has_power_shortcut(p) || !has_power_shortcut(q))
+    return (1 - index) * (log_exp_term_error(p) / p + log_exp_term_error(q) / q) * 1.001 + pq_rounding;
+  return pq_rounding;
 }
 
 }  // namespace bipq_test

@@ -14,10 +14,12 @@
 //
 // Accumulated in double over |w|/max|w| when scaling matters (no overflow or underflow for large q or tiny weights),
 // in one vectorised pass for (0.5, 1) and (1, 2) and, for float data, for exponents in {½, 1, …, 4} (unscaled: no
-// term can over- or underflow; float square roots, the data's precision), combined in log space: docs/measures.md,
-// "Numerics and speed".
+// term can over- or underflow; float square roots, the data's precision), with a running scale otherwise (for float
+// data with exponents that have no product/root shortcut, powers by log2/exp2 polynomials, ≤ 2^-28 + e·2^-32 per
+// term), combined in log space: docs/measures.md, "Numerics and speed".
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -451,11 +453,106 @@ inline V half_power(V y, [[maybe_unused]] V s) {
   return result;
 }
 
+/// Vectorised a^e·2^-N = 2^{e·log2 a − N} for the float data's general exponents (e outside simd_power's shortcuts),
+/// on double lanes holding float values a ≥ 0 (subnormal floats are normal doubles), N an integer offset (the
+/// streaming pass takes N = round(e·log2 M), M the running maximum, so that every term is at most 2^½ to rounding):
+/// one log2 per entry, shared by both exponents, and one exp2 per exponent. With t = e·log2 a = n + f, n = round(t),
+/// the term is 2^f by a polynomial times 2^{n−N} exactly (added to the exponent bits), so its computed value depends
+/// on a and on N only through an exact power of two: the sums do not depend on where the running maximum grew (the
+/// order of the entries, the tensors of a global scope, the masked-out entries), and a rescale is an exact power of
+/// two.
+/// Relative error per term, against a^e·2^-N:
+///
+///   |δ_e| ≤ ε_exp + ln 2 · e · (ε_log + 2^-45) ≤ 2^-28 + e · 2^-32    (≤ 2^-24, the data's precision, for e ≤ 240)
+///
+/// where ε_log = 2^-32.5 is log2's absolute error and ε_exp = 2^-29 exp2's relative one (minimax polynomials, Remez
+/// on [-1/3, 1/3] and [-1/2, 1/2], evaluated in double: rounding adds ≤ 2^-50 to either); 2^-45 is the rounding of
+/// log2 a = k + log2 m (|log2 a| ≤ 150, so ≤ 2^-45.8) and of t = e·log2 a (≤ 2^-53·|t| ≤ e·2^-45.8). e·k needs no
+/// error-free product: in double it is exact to 2^-53 relatively, where float arithmetic would lose |e·k|·2^-24.
+/// The shift n − N is clamped at -1000, so a term below 2^-1000 (relative to the largest, ≈ 1) becomes at most
+/// 2^-998 (the sums move by at most d·2^-998 relatively), and a zero a (also a masked-out entry) gives an exact 0
+/// through nonzero_factor.
+struct log_exp_power {
+  template <class V>
+  using bits_of = stdx::rebind_simd_t<std::uint64_t, V>;
+
+  /// log2(1.5 (1 + u)) ≈ Σ c_i u^i on u ∈ [-1/3, 1/3], absolute error ≤ 2^-32.5 (degree 11).
+  static constexpr double log2_coefficients[12] = {
+      0x1.2b8034754753dp-1,  0x1.7154764b1594dp+0, -0x1.7154799cc8887p-1, 0x1.ec70b79fad61ap-2,
+      -0x1.7151cc13eb727p-2, 0x1.277068fc535cbp-2, -0x1.ed398c73a8ae8p-3, 0x1.a7718cc7336b1p-3,
+      -0x1.641dbb10fead9p-3, 0x1.366ec70ef38ffp-3, -0x1.8aea8bb2cfff2p-3, 0x1.7b06fa02c9a1ap-3};
+  /// 2^f ≈ Σ c_i f^i on f ∈ [-1/2, 1/2], relative error ≤ 2^-29 (degree 6).
+  static constexpr double exp2_coefficients[7] = {0x1.0000000261500p+0, 0x1.62e430c7e9234p-1,
+                                                  0x1.ebfbdadcb0beep-3, 0x1.c6aed4b951235p-5,
+                                                  0x1.3b2dbbc0fe0bap-7, 0x1.5f456a8ab62dap-10,
+                                                  0x1.41d3336a6ed46p-13};
+  /// Added to t to round it to an integer n held in the low bits: 1.5·2^52 (|t| < 2^51).
+  static constexpr double round_shift = 0x1.8p52;
+  /// Exponents up to this take these terms (within 2^-24 per term); larger ones std::pow.
+  static constexpr double max_exponent = 240;
+
+  /// log2 a for positive normal doubles a: a = 2^k m, m ∈ [1, 2), the exponent k read from the bits (as a double:
+  /// 2^52 + k + 1023 − (2^52 + 1023), exact), log2 m by the polynomial in u = 2m/3 − 1. A zero a gives a finite
+  /// -1023 + log2 1.5 (nonzero_factor removes its term).
+  template <class V>
+#if defined(__GNUC__)
+  [[gnu::always_inline]]
+#endif
+  static V log2(V a) {
+    using U = bits_of<V>;
+    const U bits = std::bit_cast<U>(a);
+    const V k = std::bit_cast<V>((bits >> 52) | U(0x4330000000000000ull)) - V(0x1p52 + 1023.0);
+    const V m = std::bit_cast<V>((bits & U(0x000fffffffffffffull)) | U(0x3ff0000000000000ull));
+    const V u = m * V(2.0 / 3.0) - V(1.0);
+    V h = V(log2_coefficients[11]);
+    for (int i = 10; i >= 0; --i) h = h * u + V(log2_coefficients[i]);
+    return k + h;
+  }
+
+  /// 2^{t − N} for |t| < 2^50 and t − N ≤ 2 (`offset` = N, an integer): t = n + f with n = round(t) (by adding and
+  /// subtracting round_shift), |f| ≤ ½, 2^f by the polynomial, times 2^{n−N}, n − N clamped at -1000, by adding it
+  /// to the exponent bits.
+  template <class V>
+#if defined(__GNUC__)
+  [[gnu::always_inline]]
+#endif
+  static V exp2_minus(V t, V offset) {
+    using U = bits_of<V>;
+    const V shifted = t + V(round_shift);
+    const V f = t - (shifted - V(round_shift));
+    V h = V(exp2_coefficients[6]);
+    for (int i = 5; i >= 0; --i) h = h * f + V(exp2_coefficients[i]);
+    const V shift = stdx::max(shifted - offset, V(round_shift - 1000.0));  // round_shift + n − N, exact
+    return std::bit_cast<V>(std::bit_cast<U>(h) + (std::bit_cast<U>(shift) << 52));
+  }
+
+  /// 1 for a > 0 (a ≥ 2^-149, the smallest float), 0 for a = 0.
+  template <class V>
+#if defined(__GNUC__)
+  [[gnu::always_inline]]
+#endif
+  static V nonzero_factor(V a) {
+    return stdx::min(a * V(0x1p200), V(1.0));
+  }
+
+  /// The offset N for exponent e and maximum M: terms a^e·2^-N ≤ M^e·2^-N ≤ 2^½ (to rounding).
+  static double offset_for(double e, double max_abs) { return std::round(e * std::log2(max_abs)); }
+
+  /// a^e·2^-N as the pass computes it (log2, exp2_minus, nonzero_factor), for the tests.
+  template <class V>
+  static V power(V a, double e, double offset) {
+    return exp2_minus(V(e) * log2(a), V(offset)) * nonzero_factor(a);
+  }
+};
+
 /// One pass with a running scale, as LAPACK's dnrm2 keeps one (Hammarling's update of Blue's algorithm; Anderson,
 /// "Algorithm 978: Safe scaling in the Level 1 BLAS", ACM TOMS 2017): S_p, S_q of y = |w|/M with M the largest |w| so
 /// far, so every term is ≤ 1 and neither sum can overflow; when a block of entries brings a larger maximum M', the
 /// sums so far are multiplied by (M/M')^p and (M/M')^q. Blocks of 1024 entries: the block's maximum is taken first
-/// (the one read from memory), then its terms from cache, vectorised with the exponent shortcuts of simd_power.
+/// (the one read from memory), then its terms from cache, vectorised with the exponent shortcuts of simd_power; for
+/// float data with an exponent outside them (e.g. (0.7, 1.3)), both terms by log_exp_power instead of std::pow
+/// (float precision, the data's own: relative error ≤ 2^-28 + e·2^-32 per term), as a^e·2^-N with integer offsets
+/// N_e ≈ e·log2 M, which a larger M moves by exact powers of two.
 /// `ok` is false if the data or a mask entry is not finite (also a masked-out weight) or 1/M overflows (a
 /// subnormal maximum): the caller then takes the two-pass route, which reports or handles those cases.
 template <class T>
@@ -469,8 +566,12 @@ struct streaming_sums {
 
   simd_power power_p, power_q;
   double p, q;
-  double scale = 0;    ///< M
-  double inverse = 0;  ///< 1/M
+  /// Float data with an exponent that has no shortcut: both terms by log_exp_power (one log2, two exp2 per entry).
+  bool log_exp;
+  double scale = 0;     ///< M
+  double inverse = 0;   ///< 1/M
+  double offset_p = 0;  ///< N_p = round(p·log2 M): with log_exp, the sums hold Σ a^p·2^-N_p and Σ a^q·2^-N_q
+  double offset_q = 0;
   vd sp[unroll], sq[unroll];
   double tail_p = 0, tail_q = 0;  ///< terms of the entries outside full vectors
   vd check = vd(0);               ///< NaN iff a counted weight or a mask entry is not finite
@@ -479,13 +580,30 @@ struct streaming_sums {
   std::size_t count = 0;
   bool ok = true;
 
-  streaming_sums(double p_, double q_) : power_p(p_), power_q(q_), p(p_), q(q_) {
+  streaming_sums(double p_, double q_)
+      : power_p(p_), power_q(q_), p(p_), q(q_),
+        log_exp(std::is_same_v<T, float> &&
+                (power_p.k == simd_power::kind::other || power_q.k == simd_power::kind::other) &&
+                q_ <= log_exp_power::max_exponent) {
     for (std::size_t u = 0; u < unroll; ++u) sp[u] = sq[u] = vd(0);
   }
 
   /// Moves the scale up to `m` > M: the sums so far are rescaled.
   void raise_scale(double m) {
-    if (scale > 0) {
+    if (log_exp) {
+      const double np = log_exp_power::offset_for(p, m), nq = log_exp_power::offset_for(q, m);
+      if (scale > 0) {  // exact powers of two (or 0 where the old sums fall below 2^-1074 of the new terms)
+        const double fp = std::exp2(offset_p - np), fq = std::exp2(offset_q - nq);
+        for (std::size_t u = 0; u < unroll; ++u) {
+          sp[u] *= fp;
+          sq[u] *= fq;
+        }
+        tail_p *= fp;
+        tail_q *= fq;
+      }
+      offset_p = np;
+      offset_q = nq;
+    } else if (scale > 0) {
       const double r = scale / m, fp = std::pow(r, p), fq = std::pow(r, q);
       for (std::size_t u = 0; u < unroll; ++u) {
         sp[u] *= fp;
@@ -577,13 +695,36 @@ struct streaming_sums {
     run([&pw](vd y, vd r) { return pw(y, r); });
   }
 
+  /// Σ a^p·2^-N_p and Σ a^q·2^-N_q over a block of a = buf (len a multiple of unroll · lanes) by log_exp_power: one
+  /// log2 per entry, shared, and an exp2 per exponent; zeros (and masked-out entries, zeroed) add exactly 0.
+  void add_log_exp_powers(const double* buf, std::size_t len) {
+    using lep = log_exp_power;
+    const vd pe(p), qe(q), np(offset_p), nq(offset_q);
+    vd p0 = 0, p1 = 0, q0 = 0, q1 = 0;
+    auto term = [&](std::size_t at, vd& acc_p, vd& acc_q) {
+      const vd a(buf + at, stdx::element_aligned);
+      const vd lg = lep::log2(a);
+      const vd nz = lep::nonzero_factor(a);
+      acc_p += lep::exp2_minus(pe * lg, np) * nz;
+      acc_q += lep::exp2_minus(qe * lg, nq) * nz;
+    };
+    for (std::size_t j = 0; j < len; j += 2 * lanes) {
+      term(j, p0, q0);
+      term(j + lanes, p1, q1);
+    }
+    sp[0] += p0;
+    sp[1] += p1;
+    sq[0] += q0;
+    sq[1] += q1;
+  }
+
   template <class MT>
   void add(std::span<const T> x, const MT* mask) {
     const keep_factor<vd> keep_of;
     const T* data = x.data();
     const std::size_t n = x.size();
     constexpr std::size_t step = unroll * lanes;
-    const bool roots = power_p.needs_root() || power_q.needs_root();
+    const bool roots = !log_exp && (power_p.needs_root() || power_q.needs_root());
     alignas(64) double buf[block], root_buf[block];
     std::size_t i = 0;
     // Per block: |w| (masked, checked, counted) into a buffer with its maximum, the scale raised if that exceeds
@@ -599,6 +740,11 @@ struct streaming_sums {
       const double m = stdx::hmax(block_max);
       if (m > scale) raise_scale(m);
       if (!ok) break;
+      if (log_exp) {
+        add_log_exp_powers(buf, len);
+        i += len;
+        continue;
+      }
       if (roots) {
         const vd inv(inverse);
         for (std::size_t j = 0; j < len; j += lanes)
@@ -618,6 +764,13 @@ struct streaming_sums {
       const double a = std::abs(static_cast<double>(data[i]));
       if (!std::isfinite(a)) ok = false;
       if (a > scale) raise_scale(a);
+      if (log_exp) {  // the same terms as in full vectors, so that the result does not depend on the entries' places
+        using lep = log_exp_power;
+        const vd va(a), lg = lep::log2(va), nz = lep::nonzero_factor(va);
+        tail_p += (lep::exp2_minus(vd(p) * lg, vd(offset_p)) * nz)[0];
+        tail_q += (lep::exp2_minus(vd(q) * lg, vd(offset_q)) * nz)[0];
+        continue;
+      }
       tail_p += power_term(a * inverse, p);
       tail_q += power_term(a * inverse, q);
     }
@@ -632,6 +785,10 @@ struct streaming_sums {
     }
     s.sum_p += tail_p;
     s.sum_q += tail_q;
+    if (log_exp && scale > 0) {  // Σ a^e·2^-N_e → Σ (a/M)^e: one factor 2^{N_e − e·log2 M} ∈ [2^-½, 2^½] per sum
+      s.sum_p *= std::exp2(offset_p - p * std::log2(scale));
+      s.sum_q *= std::exp2(offset_q - q * std::log2(scale));
+    }
     s.count = count + static_cast<std::size_t>(stdx::reduce(count_acc));
     return s;
   }
