@@ -142,6 +142,21 @@ void sparse(benchmark::State& state) {
   run(state, m, static_cast<std::size_t>(state.range(2)));
 }
 
+// Args: model, density in percent, limit in percent, small plane (positions). Unstructured masks, sparsify() with
+// max_density = max_density_small_conv = limit (denser layers stay dense), or with max_density at its default and
+// max_density_small_conv = limit for the convolutions with output planes below `small plane`, one thread: what the
+// sparse_options defaults are chosen from.
+void sparse_limit(benchmark::State& state) {
+  const pruned& p = omp_model(static_cast<int>(state.range(0)), bipq::mask_structure::unstructured, static_cast<int>(state.range(1)));
+  const double limit = static_cast<double>(state.range(2)) / 100.0;
+  bipq::eigen::sparse_options o;
+  o.small_plane = static_cast<std::size_t>(state.range(3));
+  o.max_density_small_conv = limit;
+  if (o.small_plane == 0) o.max_density = limit;
+  sequential m = bipq::eigen::sparsify(p.model, p.masks, o);
+  run(state, m, 1);
+}
+
 // Args: model, density of the filters in percent, threads. Filter masks, compact().
 void compact(benchmark::State& state) {
   const pruned& p = omp_model(static_cast<int>(state.range(0)), bipq::mask_structure::filter, static_cast<int>(state.range(1)));
@@ -175,6 +190,9 @@ BENCHMARK(dense_direct)->ArgNames({"model", "threads"})->Args({0, 1})->Args({0, 
     ->MeasureProcessCPUTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(masked)->Apply(pruned_args)->MeasureProcessCPUTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(sparse)->Apply(pruned_args)->MeasureProcessCPUTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(sparse_limit)->ArgNames({"model", "density", "limit", "small_plane"})
+    ->ArgsProduct({{0, 1}, {50, 20, 10, 5, 2, 1}, {0, 5, 10, 20, 40, 60}, {0, 64}})
+    ->MeasureProcessCPUTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(compact)->Apply(pruned_args)->MeasureProcessCPUTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(compact_direct)->Apply(pruned_args)->MeasureProcessCPUTime()->Unit(benchmark::kMicrosecond);
 

@@ -166,6 +166,27 @@ TEST_CASE("sparsify LeNet-5 and cnn at 5%: sparse layers where sparse enough, th
       sparse_layers += dynamic_cast<sparse_conv2d<float>*>(&sparse[l]) != nullptr ||
                        dynamic_cast<sparse_linear<float>*>(&sparse[l]) != nullptr;
     CHECK(sparse_layers >= 3);
+    // Each masked layer is sparse exactly when its density is within its limit: max_density_small_conv for
+    // convolutions with output planes of fewer than small_plane positions, max_density for the others.
+    for (double small_limit : {0.0, 0.1, 1.0}) {
+      const sparse_options o{0.6, small_limit, 64};
+      sequential s = sparsify(m, masks, o);
+      shape3 shape = m.input_shape();
+      for (std::size_t l = 0; l < m.size(); ++l) {
+        shape = m[l].output_shape(shape);
+        if (m[l].parameters().empty()) continue;
+        const auto& w = masked[l].parameters()[0].value;
+        const double density = double(std::count_if(w.begin(), w.end(), [](float v) { return v != 0.0f; })) / double(w.size());
+        const bool small = dynamic_cast<const conv2d<float>*>(&m[l]) != nullptr && shape.h * shape.w < 64;
+        if (which == 1 && m.name(l) == "conv4") CHECK(small);  // 3×3 planes
+        if (m.name(l) == "conv1") CHECK(!small);               // 28×28
+        const double limit = small ? o.max_density_small_conv : o.max_density;
+        const bool is_sparse = dynamic_cast<sparse_conv2d<float>*>(&s[l]) != nullptr ||
+                               dynamic_cast<sparse_linear<float>*>(&s[l]) != nullptr;
+        INFO("layer " << m.name(l) << " density " << density << " limit " << limit);
+        CHECK(is_sparse == (density <= limit));
+      }
+    }
     check_same_outputs(masked, sparse, d);
     {  // infer() (ReLUs fused into the sparse convolutions) gives forward()'s logits
       sparse.set_threads(1);
@@ -182,6 +203,8 @@ TEST_CASE("sparsify LeNet-5 and cnn at 5%: sparse layers where sparse enough, th
   }
   CHECK_THROWS_WITH_AS(sparsify(make_lenet5(1), bipq::mask_set<float>{}, sparse_options{1.5}),
                        "sparsify(): options.max_density must be in [0, 1]", std::invalid_argument);
+  CHECK_THROWS_WITH_AS(sparsify(make_lenet5(1), bipq::mask_set<float>{}, sparse_options{0.6, -0.1, 64}),
+                       "sparsify(): options.max_density_small_conv must be in [0, 1]", std::invalid_argument);
   sparse_linear<float> l(std::vector<float>(6, 1.0f), {}, 3, 2);
   activation<float> a;
   CHECK_THROWS_AS(l.backward({}, a, a, a, nullptr), std::logic_error);

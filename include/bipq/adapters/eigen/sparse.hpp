@@ -127,19 +127,24 @@ class sparse_conv2d : public layer<T> {
   std::vector<thread_scratch> scratch_;
 };
 
-/// Options of sparsify().
+/// Options of sparsify(). A masked conv or linear weight is stored sparse when its density (nonzeros / size) is at
+/// most the limit for its layer; denser ones stay dense. The sparse conv kernel computes one output row of a plane
+/// per weight, so a small plane leaves little work per stored weight; the defaults are measured
+/// (bench/bench_inference.cpp, `sparse_limit`; docs/performance.md): on the output planes of 100 to 784 positions
+/// of LeNet-5 and `cnn`, sparse convolutions beat the dense ones up to 46–57% density and sparse_linear ties the
+/// dense GEMM at 50% (fc1); on `cnn`'s planes of 49 and 9 positions, only below 10–15%.
 struct sparse_options {
-  /// A masked conv or linear weight is stored sparse when its density (nonzeros / size) is at most this; denser
-  /// ones stay dense. Measured (bench/bench_inference.cpp, docs/performance.md): sparse_linear on fc1 ties the dense
-  /// GEMM at 50%; the sparse conv kernel was faster than the dense one on every conv layer of LeNet-5 and `cnn` at
-  /// the densities OMP gives them, up to 57% (LeNet's conv1).
+  /// Linear layers, and convolutions whose output planes have at least `small_plane` positions (OH·OW).
   double max_density = 0.6;
+  /// Convolutions whose output planes have fewer than `small_plane` positions.
+  double max_density_small_conv = 0.1;
+  std::size_t small_plane = 64;
 };
 
 /// A copy of `model` with the masks applied in which every masked conv and linear weight whose density is at most
-/// options.max_density is a sparse_conv2d / sparse_linear; the other layers are copies. Its outputs equal the
+/// its limit in `options` is a sparse_conv2d / sparse_linear; the other layers are copies. Its outputs equal the
 /// masked model's up to float rounding. Throws std::invalid_argument if the masks were not made for the model, a
-/// layer is of a type sparsify() does not know, or max_density is not in [0, 1].
+/// layer is of a type sparsify() does not know, or a limit is not in [0, 1].
 template <std::floating_point T>
 basic_sequential<T> sparsify(const basic_sequential<T>& model, const mask_set<T>& masks, sparse_options options = {});
 
@@ -309,6 +314,8 @@ template <std::floating_point T>
 basic_sequential<T> sparsify(const basic_sequential<T>& model, const mask_set<T>& masks, sparse_options options) {
   if (!(options.max_density >= 0.0 && options.max_density <= 1.0))
     throw std::invalid_argument("sparsify(): options.max_density must be in [0, 1]");
+  if (!(options.max_density_small_conv >= 0.0 && options.max_density_small_conv <= 1.0))
+    throw std::invalid_argument("sparsify(): options.max_density_small_conv must be in [0, 1]");
   const std::vector<std::vector<T>> z = detail::effective_values(model, masks, "sparsify");
   const std::vector<std::size_t> off = detail::parameter_offsets(model);
   std::vector<char> masked(model.parameters().size(), 0);
@@ -317,13 +324,19 @@ basic_sequential<T> sparsify(const basic_sequential<T>& model, const mask_set<T>
     return double(std::count_if(w.begin(), w.end(), [](T v) { return v != T(0); })) / double(w.size());
   };
   basic_sequential<T> out(model.input_shape());
+  shape3 shape = model.input_shape();  // layer l's output shape, once it has been updated
   for (std::size_t l = 0; l < model.size(); ++l) {
     const layer<T>& ly = model[l];
     const std::string& name = model.name(l);
     const std::vector<T>* v = z.data() + off[l];
-    const bool sparse = !ly.parameters().empty() && masked[off[l]] && density(v[0]) <= options.max_density;
+    const auto* cv = dynamic_cast<const conv2d<T>*>(&ly);
+    const shape3 in = shape;
+    shape = ly.output_shape(in);
+    const bool small = cv != nullptr && shape.h * shape.w < options.small_plane;
+    const double limit = small ? options.max_density_small_conv : options.max_density;
+    const bool sparse = !ly.parameters().empty() && masked[off[l]] && density(v[0]) <= limit;
     const std::span<const T> bias = ly.parameters().size() > 1 ? std::span<const T>(v[1]) : std::span<const T>();
-    if (const auto* cv = dynamic_cast<const conv2d<T>*>(&ly); cv != nullptr && sparse) {
+    if (cv != nullptr && sparse) {
       out.add(name, sparse_conv2d<T>(v[0], bias, cv->in_channels(), cv->out_channels(), cv->kernel_size(),
                                      cv->stride(), cv->padding()));
     } else if (const auto* fc = dynamic_cast<const linear<T>*>(&ly); fc != nullptr && sparse) {
