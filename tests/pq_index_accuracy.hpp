@@ -1,11 +1,35 @@
 #pragma once
 // The accuracy pq_index documents (docs/measures.md, "Numerics and speed"), as the tolerance of the tests that
-// compare it with the definition.
+// compare it with the definition, and the definition itself in long double.
 
+#include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <type_traits>
+#include <vector>
 
 namespace bipq_test {
+
+/// I_{p,q} by its definition over the entries where mask != 0 (all if no mask), in long double with std::pow.
+inline double pq_definition(const std::vector<float>& w, const std::vector<float>* mask, double p, double q) {
+  long double max_abs = 0;
+  std::size_t d = 0;
+  for (std::size_t i = 0; i < w.size(); ++i) {
+    if (mask && (*mask)[i] == 0.0f) continue;
+    ++d;
+    max_abs = std::max(max_abs, std::fabs(static_cast<long double>(w[i])));
+  }
+  if (max_abs == 0) return 0.0;
+  long double sp = 0, sq = 0;
+  for (std::size_t i = 0; i < w.size(); ++i) {
+    if (mask && (*mask)[i] == 0.0f) continue;
+    const long double y = std::fabs(static_cast<long double>(w[i])) / max_abs;
+    sp += std::pow(y, static_cast<long double>(p));
+    sq += std::pow(y, static_cast<long double>(q));
+  }
+  return static_cast<double>(1 - std::pow(static_cast<long double>(d), 1.0L / q - 1.0L / p) *
+                                     std::pow(sp, 1.0L / p) / std::pow(sq, 1.0L / q));
+}
 
 /// Rounding of the double sums and of the log-space combination: a few ulp of the index.
 inline constexpr double pq_rounding = 1e-13;

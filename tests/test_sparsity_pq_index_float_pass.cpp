@@ -17,27 +17,6 @@
 
 namespace {
 
-/// I_{p,q} by its definition over the entries where mask != 0 (all if no mask), in long double with std::pow.
-double definition(const std::vector<float>& w, const std::vector<float>* mask, double p, double q) {
-  long double max_abs = 0;
-  std::size_t d = 0;
-  for (std::size_t i = 0; i < w.size(); ++i) {
-    if (mask && (*mask)[i] == 0.0f) continue;
-    ++d;
-    max_abs = std::max(max_abs, std::fabs(static_cast<long double>(w[i])));
-  }
-  if (max_abs == 0) return 0.0;
-  long double sp = 0, sq = 0;
-  for (std::size_t i = 0; i < w.size(); ++i) {
-    if (mask && (*mask)[i] == 0.0f) continue;
-    const long double y = std::fabs(static_cast<long double>(w[i])) / max_abs;
-    sp += std::pow(y, static_cast<long double>(p));
-    sq += std::pow(y, static_cast<long double>(q));
-  }
-  return static_cast<double>(1 - std::pow(static_cast<long double>(d), 1.0L / q - 1.0L / p) *
-                                     std::pow(sp, 1.0L / p) / std::pow(sq, 1.0L / q));
-}
-
 const std::pair<double, double> pairs[] = {{0.5, 1.5}, {1.5, 2.5}, {0.5, 2.5}, {1.0, 3.0}, {2.5, 4.0}, {0.5, 4.0}};
 
 constexpr double tolerance = 1e-13;
@@ -56,7 +35,7 @@ void check_all_pairs(const std::vector<float>& w, const std::vector<float>* mask
     const double p = pair.first, q = pair.second;  // named variables: CAPTURE cannot take structured bindings (Clang)
     CAPTURE(p);
     CAPTURE(q);
-    const double expected = definition(w, mask, p, q);
+    const double expected = bipq_test::pq_definition(w, mask, p, q);
     const double got = mask ? bipq::pq_index(w, *mask, p, q) : bipq::pq_index(w, p, q);
     CHECK(std::fabs(got - expected) <= float_pass_bound(expected, p, q));
   }

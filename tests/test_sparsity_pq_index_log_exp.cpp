@@ -20,27 +20,6 @@
 
 namespace {
 
-/// I_{p,q} by its definition over the entries where mask != 0 (all if no mask), in long double with std::pow.
-double definition(const std::vector<float>& w, const std::vector<float>* mask, double p, double q) {
-  long double max_abs = 0;
-  std::size_t d = 0;
-  for (std::size_t i = 0; i < w.size(); ++i) {
-    if (mask && (*mask)[i] == 0.0f) continue;
-    ++d;
-    max_abs = std::max(max_abs, std::fabs(static_cast<long double>(w[i])));
-  }
-  if (max_abs == 0) return 0.0;
-  long double sp = 0, sq = 0;
-  for (std::size_t i = 0; i < w.size(); ++i) {
-    if (mask && (*mask)[i] == 0.0f) continue;
-    const long double y = std::fabs(static_cast<long double>(w[i])) / max_abs;
-    sp += std::pow(y, static_cast<long double>(p));
-    sq += std::pow(y, static_cast<long double>(q));
-  }
-  return static_cast<double>(1 - std::pow(static_cast<long double>(d), 1.0L / q - 1.0L / p) *
-                                     std::pow(sp, 1.0L / p) / std::pow(sq, 1.0L / q));
-}
-
 // Pairs with an exponent that has no shortcut (not an integer or integer + ½ up to 64), so that float data take the
 // log/exp terms; (0.7, 2) mixes one with an integer exponent, which then goes through log/exp too.
 const std::pair<double, double> pairs[] = {{0.7, 1.3},  {0.3, 2.7}, {1.2, 5.5},  {0.05, 0.9},
@@ -57,7 +36,7 @@ void check_all_pairs(const std::vector<float>& w, const std::vector<float>* mask
     const double p = pair.first, q = pair.second;  // named variables: CAPTURE cannot take structured bindings (Clang)
     CAPTURE(p);
     CAPTURE(q);
-    const double expected = definition(w, mask, p, q);
+    const double expected = bipq_test::pq_definition(w, mask, p, q);
     const double got = mask ? bipq::pq_index(w, *mask, p, q) : bipq::pq_index(w, p, q);
     CAPTURE(expected);
     CAPTURE(got);
@@ -329,7 +308,7 @@ TEST_CASE("general float pairs, masked: the survivors only, also in the global a
   mask[100] = 0.0f;
   check_all_pairs(w, &mask);
   for (const auto& [p, q] : pairs) {
-    const double expected = definition(w, &mask, p, q);
+    const double expected = bipq_test::pq_definition(w, &mask, p, q);
     CHECK(std::fabs(bipq::pq_index(dropped, mask, p, q) - expected) <= bipq_test::pq_accuracy<float>(expected, p, q));
   }
   // Global over two tensors with masks, and per neuron, against the definition of the concatenation / each row.
@@ -338,7 +317,7 @@ TEST_CASE("general float pairs, masked: the survivors only, also in the global a
   const std::vector<float> m0(mask.begin(), mask.begin() + half), m1(mask.begin() + half, mask.end());
   const std::vector<std::vector<float>> ws{w0, w1}, ms{m0, m1};
   for (const auto& [p, q] : pairs) {
-    const double expected = definition(w, &mask, p, q);
+    const double expected = bipq_test::pq_definition(w, &mask, p, q);
     CHECK(std::fabs(bipq::pq_index_global(ws, ms, p, q) - expected) <= bipq_test::pq_accuracy<float>(expected, p, q));
   }
   const std::size_t rows = 10, cols = 3001;
@@ -348,7 +327,7 @@ TEST_CASE("general float pairs, masked: the survivors only, also in the global a
     for (std::size_t r = 0; r < rows; ++r) {
       const std::vector<float> wrow(wr.begin() + r * cols, wr.begin() + (r + 1) * cols);
       const std::vector<float> mrow(mr.begin() + r * cols, mr.begin() + (r + 1) * cols);
-      const double expected = definition(wrow, &mrow, p, q);
+      const double expected = bipq_test::pq_definition(wrow, &mrow, p, q);
       CHECK(std::fabs(per_row[r] - expected) <= bipq_test::pq_accuracy<float>(expected, p, q));
     }
   }
