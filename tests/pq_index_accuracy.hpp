@@ -5,8 +5,15 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <span>
 #include <type_traits>
+#include <utility>
 #include <vector>
+
+#include <doctest/doctest.h>
+
+#include "bipq/detail/random.hpp"
+#include "bipq/sparsity/pq_index.hpp"
 
 namespace bipq_test {
 
@@ -61,6 +68,28 @@ double pq_accuracy(double index, double p, double q) {
   if (!has_power_shortcut(p) || !has_power_shortcut(q))
     return (1 - index) * (log_exp_term_error(p) / p + log_exp_term_error(q) / q) * 1.001 + pq_rounding;
   return pq_rounding;
+}
+
+/// n normal floats, each 0 with probability zero_fraction.
+inline std::vector<float> normal_floats(std::size_t n, bipq::detail::rng& g, double zero_fraction) {
+  std::vector<float> w(n);
+  for (auto& x : w) x = g.uniform() < zero_fraction ? 0.0f : static_cast<float>(g.normal());
+  return w;
+}
+
+/// pq_index(w[, mask], p, q) against pq_definition within pq_accuracy<float>, for every pair of `pairs`.
+inline void check_pairs(std::span<const std::pair<double, double>> pairs, const std::vector<float>& w,
+                        const std::vector<float>* mask = nullptr) {
+  for (const auto& pair : pairs) {
+    const double p = pair.first, q = pair.second;  // named variables: CAPTURE cannot take structured bindings (Clang)
+    CAPTURE(p);
+    CAPTURE(q);
+    const double expected = pq_definition(w, mask, p, q);
+    const double got = mask ? bipq::pq_index(w, *mask, p, q) : bipq::pq_index(w, p, q);
+    CAPTURE(expected);
+    CAPTURE(got);
+    CHECK(std::fabs(got - expected) <= pq_accuracy<float>(expected, p, q));
+  }
 }
 
 }  // namespace bipq_test

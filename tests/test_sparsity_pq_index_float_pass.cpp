@@ -24,21 +24,8 @@ constexpr double tolerance = 1e-13;
 /// The float pass's accuracy (its exponents are all in {½, 1, …, 4}).
 double float_pass_bound(double index, double p, double q) { return bipq_test::pq_accuracy<float>(index, p, q); }
 
-std::vector<float> normal_weights(std::size_t n, bipq::detail::rng& g, double zero_fraction) {
-  std::vector<float> w(n);
-  for (auto& x : w) x = g.uniform() < zero_fraction ? 0.0f : static_cast<float>(g.normal());
-  return w;
-}
-
 void check_all_pairs(const std::vector<float>& w, const std::vector<float>* mask = nullptr) {
-  for (const auto& pair : pairs) {
-    const double p = pair.first, q = pair.second;  // named variables: CAPTURE cannot take structured bindings (Clang)
-    CAPTURE(p);
-    CAPTURE(q);
-    const double expected = bipq_test::pq_definition(w, mask, p, q);
-    const double got = mask ? bipq::pq_index(w, *mask, p, q) : bipq::pq_index(w, p, q);
-    CHECK(std::fabs(got - expected) <= float_pass_bound(expected, p, q));
-  }
+  bipq_test::check_pairs(pairs, w, mask);
 }
 
 }  // namespace
@@ -47,13 +34,13 @@ TEST_CASE("float pass equals the definition on random data with zeros, at every 
   bipq::detail::rng g(43);
   for (std::size_t n : {1u, 7u, 8u, 9u, 15u, 16u, 17u, 1000u, 65537u}) {
     CAPTURE(n);
-    check_all_pairs(normal_weights(n, g, 0.3));
+    check_all_pairs(bipq_test::normal_floats(n, g, 0.3));
   }
 }
 
 TEST_CASE("float pass: entries of 1e-30 next to 1, a dynamic range of 1e-38 to 1e38, all-equal and all-zero data") {
   bipq::detail::rng g(47);
-  auto w = normal_weights(20000, g, 0.2);
+  auto w = bipq_test::normal_floats(20000, g, 0.2);
   for (std::size_t i = 0; i < w.size(); i += 3) w[i] *= 1e-30f;  // far below float's normal range once scaled by max
   check_all_pairs(w);
   std::vector<float> range(20000);
@@ -68,7 +55,7 @@ TEST_CASE("float pass: entries of 1e-30 next to 1, a dynamic range of 1e-38 to 1
 
 TEST_CASE("float pass: subnormal floats are left to the scaled passes, and still give the definition") {
   bipq::detail::rng g(53);
-  auto w = normal_weights(5000, g, 0.1);
+  auto w = bipq_test::normal_floats(5000, g, 0.1);
   w[77] = std::numeric_limits<float>::denorm_min();
   w[2001] = -3 * std::numeric_limits<float>::denorm_min();
   check_all_pairs(w);
@@ -98,7 +85,7 @@ TEST_CASE("float pass: subnormal floats are left to the scaled passes, and still
 
 TEST_CASE("float pass, masked: the survivors only; non-finite masked-out weights and masks are handled") {
   bipq::detail::rng g(59);
-  auto w = normal_weights(30011, g, 0.1);
+  auto w = bipq_test::normal_floats(30011, g, 0.1);
   std::vector<float> mask(w.size());
   for (auto& m : mask) m = g.uniform() < 0.4 ? 0.0f : (g.uniform() < 0.5 ? 1.0f : 0.25f);
   check_all_pairs(w, &mask);

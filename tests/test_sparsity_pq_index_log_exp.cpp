@@ -25,23 +25,8 @@ namespace {
 const std::pair<double, double> pairs[] = {{0.7, 1.3},  {0.3, 2.7}, {1.2, 5.5},  {0.05, 0.9},
                                            {2.5, 7.25}, {0.3, 0.7}, {0.7, 2.0}, {1.1, 30.3}};
 
-std::vector<float> normal_weights(std::size_t n, bipq::detail::rng& g, double zero_fraction) {
-  std::vector<float> w(n);
-  for (auto& x : w) x = g.uniform() < zero_fraction ? 0.0f : static_cast<float>(g.normal());
-  return w;
-}
-
 void check_all_pairs(const std::vector<float>& w, const std::vector<float>* mask = nullptr) {
-  for (const auto& pair : pairs) {
-    const double p = pair.first, q = pair.second;  // named variables: CAPTURE cannot take structured bindings (Clang)
-    CAPTURE(p);
-    CAPTURE(q);
-    const double expected = bipq_test::pq_definition(w, mask, p, q);
-    const double got = mask ? bipq::pq_index(w, *mask, p, q) : bipq::pq_index(w, p, q);
-    CAPTURE(expected);
-    CAPTURE(got);
-    CHECK(std::fabs(got - expected) <= bipq_test::pq_accuracy<float>(expected, p, q));
-  }
+  bipq_test::check_pairs(pairs, w, mask);
 }
 
 [[maybe_unused]] float float_from_bits(std::uint32_t bits) {
@@ -211,7 +196,7 @@ TEST_CASE("log_exp_power: log2 within 2^-32.5, exp2 within 2^-29, a^e 2^-N withi
 
 TEST_CASE("log/exp sums equal the long-double sums over |w|/max|w| within the per-term bound") {
   bipq::detail::rng g(67);
-  auto w = normal_weights(50003, g, 0.2);
+  auto w = bipq_test::normal_floats(50003, g, 0.2);
   for (std::size_t i = 0; i < w.size(); i += 11) w[i] *= 1e-25f;
   for (const auto& [p, q] : pairs) {
     bipq::detail::streaming_sums<float> stream(p, q);
@@ -238,13 +223,13 @@ TEST_CASE("general float pairs equal the definition on random data with zeros, a
   for (std::size_t n : {1u, 2u, 7u, 8u, 9u, 15u, 16u, 17u, 31u, 32u, 33u, 63u, 64u, 65u, 1000u, 1023u, 1024u, 1025u,
                         4097u, 65537u}) {
     CAPTURE(n);
-    check_all_pairs(normal_weights(n, g, 0.3));
+    check_all_pairs(bipq_test::normal_floats(n, g, 0.3));
   }
 }
 
 TEST_CASE("general float pairs: 1e-30 next to 1, a range of 1e-38 to 1e38, subnormals, the largest float, equal data") {
   bipq::detail::rng g(73);
-  auto w = normal_weights(20000, g, 0.2);
+  auto w = bipq_test::normal_floats(20000, g, 0.2);
   for (std::size_t i = 0; i < w.size(); i += 3) w[i] *= 1e-30f;
   check_all_pairs(w);
   std::vector<float> range(20000);
@@ -252,7 +237,7 @@ TEST_CASE("general float pairs: 1e-30 next to 1, a range of 1e-38 to 1e38, subno
     range[i] = std::pow(10.0f, -38.0f + 76.0f * static_cast<float>(i % 997) / 996.0f);  // 1e-38 … 1e38
   check_all_pairs(range);
   // Subnormal floats among normal ones, and data made of subnormals only (the maximum a subnormal: still one pass).
-  auto sub = normal_weights(5000, g, 0.1);
+  auto sub = bipq_test::normal_floats(5000, g, 0.1);
   sub[77] = std::numeric_limits<float>::denorm_min();
   sub[2001] = -3 * std::numeric_limits<float>::denorm_min();
   for (std::size_t i = 3000; i < 3100; ++i) sub[i] = static_cast<float>(i) * std::numeric_limits<float>::denorm_min();
@@ -288,7 +273,7 @@ TEST_CASE("general float pairs: 1e-30 next to 1, a range of 1e-38 to 1e38, subno
 
 TEST_CASE("general float pairs, masked: the survivors only, also in the global and per-neuron scopes") {
   bipq::detail::rng g(79);
-  auto w = normal_weights(30011, g, 0.1);
+  auto w = bipq_test::normal_floats(30011, g, 0.1);
   std::vector<float> mask(w.size());
   for (auto& m : mask) m = g.uniform() < 0.4 ? 0.0f : (g.uniform() < 0.5 ? 1.0f : 0.25f);
   check_all_pairs(w, &mask);
