@@ -120,7 +120,7 @@ void dense_gemm(benchmark::State& state) {
 void dense_direct(benchmark::State& state) {
   sequential m = make_model(static_cast<int>(state.range(0)));
   const bipq::mask_set<float> ones(std::span<const bipq::parameter<float>>(m.parameters()), bipq::prunable_selection{}, "bench");
-  sequential d = bipq::eigen::sparsify(m, ones, bipq::eigen::sparse_options{1.0});
+  sequential d = bipq::eigen::sparsify(m, ones, bipq::eigen::sparse_options{1.0, 1.0});
   run(state, d, static_cast<std::size_t>(state.range(1)));
 }
 
@@ -171,7 +171,7 @@ void compact_direct(benchmark::State& state) {
   const pruned& p = omp_model(static_cast<int>(state.range(0)), bipq::mask_structure::filter, static_cast<int>(state.range(1)));
   sequential c = bipq::eigen::compact(p.model, p.masks);
   const bipq::mask_set<float> ones(std::span<const bipq::parameter<float>>(c.parameters()), bipq::prunable_selection{}, "bench");
-  sequential m = bipq::eigen::sparsify(c, ones, bipq::eigen::sparse_options{1.0});
+  sequential m = bipq::eigen::sparsify(c, ones, bipq::eigen::sparse_options{1.0, 1.0});
   run(state, m, static_cast<std::size_t>(state.range(2)));
 }
 

@@ -198,7 +198,7 @@ TEST_CASE("sparsify LeNet-5 and cnn at 5%: sparse layers where sparse enough, th
       sparse.infer({}, b);
       CHECK(a.back().data == b.back().data);
     }
-    sequential all_dense = sparsify(m, masks, sparse_options{0.0});  // nothing is that sparse: plain copies
+    sequential all_dense = sparsify(m, masks, sparse_options{0.0, 0.0});  // nothing is that sparse: plain copies
     check_same_outputs(masked, all_dense, d);
   }
   CHECK_THROWS_WITH_AS(sparsify(make_lenet5(1), bipq::mask_set<float>{}, sparse_options{1.5}),
