@@ -12,11 +12,13 @@
 //   --study second-term  when the first-order IG's second term −(1/γ) g⊙m⊙g helps or hurts (first_order against
 //                           none over γ and the number of lower steps).
 //   --study tune         the baselines' steps and λ constant, chosen on seeds 1000–1049;
-//   --study tune-bip     variants of BiP's best mode (slower upper steps), on seeds 1000–1029.
+//   --study tune-bip     variants of BiP's best mode (slower upper steps), on seeds 1000–1029; tune-weights,
+//                           tune-anneal and tune-gamma: the released code's parametrisation, the annealed kept
+//                           count and the ridge weight γ with the upper rate β, on the same seeds.
 //   --study failures     each method's failures at n = 150 and 200 split into optimisation failures (the planted
 //                           support fits the data better than the found one) and statistical ones.
 //
-// Usage: toy_bilevel [--study ig|phase|second-term|tune|tune-bip|failures|all] [--seeds N] [--samples 100,125,...] [--threads T]
+// Usage: toy_bilevel [--study ig|phase|second-term|tune|tune-bip|tune-weights|tune-anneal|tune-gamma|failures|all] [--seeds N] [--samples 100,125,...] [--threads T]
 //                    [--csv FILE] [--study-seeds M]
 // Results depend on the seed only, not on the number of threads.
 
@@ -498,6 +500,25 @@ void tune_anneal_study(std::size_t threads) {
   print_counts(methods, samples, run_recovery(methods, samples, 1000, 30, threads));
 }
 
+/// BiP's best documented mode (k annealed 40 → 30 → 20) at larger ridge weights γ and upper rates β: the relaxed
+/// problem is a squared-ℓ1 Lasso with λ ≈ γ‖z‖₁/k (docs/bilevel.md), so γ sets how hard it shrinks.
+void tune_gamma_study(std::size_t threads) {
+  const std::vector<std::size_t> samples{150, 200};
+  std::printf("## BiP, k annealed 40 30 20, ridge weight gamma and upper rate beta, seeds 1000-1029 (of 30)\n\n");
+  std::vector<recovery_method> methods;
+  for (double gamma : {0.01, 0.03, 0.1, 0.3})
+    for (double beta : {0.03, 0.1}) {
+      bipq::bilevel_params p = best_settings();
+      p.iterations = 200;
+      p.gamma = gamma;
+      p.upper_learning_rate = beta;
+      methods.push_back(bip_annealed_method("gamma " + std::to_string(gamma).substr(0, 4) + ", beta " +
+                                                std::to_string(beta).substr(0, 4),
+                                            "g", p, {40, 30, 20}));
+    }
+  print_counts(methods, samples, run_recovery(methods, samples, 1000, 30, threads));
+}
+
 /// Why the methods fail near the transition: each failure at n = 150 and 200 (seeds 0–99) is an optimisation failure
 /// when the planted support fits the training data better than the found one (‖b − A x_S‖² with least squares on
 /// each support), and a statistical one otherwise (no exact solver of min ‖Ax − b‖ s.t. ‖x‖₀ ≤ k would recover it).
@@ -669,7 +690,7 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
     if (flag == "--help" || flag == "-h") {
-      std::printf("usage: toy_bilevel [--study ig|phase|second-term|tune|tune-bip|failures|all] [--seeds N] [--samples 100,...]\n"
+      std::printf("usage: toy_bilevel [--study ig|phase|second-term|tune|tune-bip|tune-weights|tune-anneal|tune-gamma|failures|all] [--seeds N] [--samples 100,...]\n"
                   "                   [--threads T] [--csv FILE] [--study-seeds M]\n");
       return 0;
     }
@@ -684,7 +705,7 @@ int main(int argc, char** argv) {
     else examples::fail(program, "unknown option " + flag);
   }
   if (seeds == 0 || threads == 0) examples::fail(program, "--seeds and --threads must be >= 1");
-  if (study != "ig" && study != "phase" && study != "second-term" && study != "tune" && study != "tune-bip" && study != "tune-weights" && study != "tune-anneal" && study != "failures" &&
+  if (study != "ig" && study != "phase" && study != "second-term" && study != "tune" && study != "tune-bip" && study != "tune-weights" && study != "tune-anneal" && study != "tune-gamma" && study != "failures" &&
       study != "all")
     examples::fail(program, "unknown study '" + study + "'");
   if (study == "ig" || study == "all") {
@@ -697,6 +718,7 @@ int main(int argc, char** argv) {
   if (study == "tune-bip") tune_bip_study(threads);
   if (study == "tune-weights") tune_weights_study(threads);
   if (study == "tune-anneal") tune_anneal_study(threads);
+  if (study == "tune-gamma") tune_gamma_study(threads);
   if (study == "failures") failures_study(seeds, threads);
   return 0;
 }
